@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian packages rescnn needs to build and test; does nothing
+# (and prints nothing) when they are all present.
+#
+#   bash scripts/install-deps.sh               # build + test dependencies
+#   bash scripts/install-deps.sh --with-torch  # also PyTorch (golden fixtures, benchmarks)
+set -euo pipefail
+
+packages=(build-essential cmake libeigen3-dev catch2 zlib1g-dev libcli11-dev dataset-fashion-mnist)
+
+for arg in "$@"; do
+  case "$arg" in
+    --with-torch) packages+=(python3-torch python3-torchvision) ;;
+    -h|--help)
+      sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0 ;;
+    *) echo "install-deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+is_installed() {
+  local status
+  status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
+  [[ "$status" == "install ok installed" ]]
+}
+
+missing=()
+for pkg in "${packages[@]}"; do
+  is_installed "$pkg" || missing+=("$pkg")
+done
+((${#missing[@]} == 0)) && exit 0
+
+echo "install-deps.sh: installing ${missing[*]}"
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo_cmd=(sudo)
+  else
+    echo "install-deps.sh: not root and sudo is not available; install these packages: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq < /dev/null
+"${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" < /dev/null

@@ -1,0 +1,63 @@
+// rescnn/core/device.hpp — device tags and their allocators.
+//
+// A device is a type, not a runtime value: `Tensor<float, Cpu>` and
+// `Tensor<float, Cuda>` are different types, so the backend is chosen at
+// compile time and mixing devices is a compile error rather than a crash.
+// A new backend adds a tag and a specialisation of DeviceTraits.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#include <new>
+#include <string_view>
+
+#include "rescnn/core/error.hpp"
+
+namespace rescnn {
+
+struct Cpu {
+  static constexpr std::string_view name = "cpu";
+};
+
+template <class D>
+struct DeviceTraits;  // specialised per device: allocate / deallocate
+
+// Host memory: 64-byte aligned (one cache line, one AVX-512 register), so
+// kernels may use aligned vector loads on the start of every tensor.
+template <>
+struct DeviceTraits<Cpu> {
+  static constexpr std::size_t alignment = 64;
+
+  static void* allocate(std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    const std::size_t rounded = (bytes + alignment - 1) / alignment * alignment;
+    void* p = std::aligned_alloc(alignment, rounded);
+    if (!p)
+      throw Error(detail::concat("cpu: out of memory allocating ", bytes, " bytes"));
+    return p;
+  }
+
+  static void deallocate(void* p) noexcept { std::free(p); }
+
+  // Byte copies between this device and the host, and within the device.
+  // A GPU backend implements the same four with its own copy engine.
+  static void copy_from_host(void* dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  static void copy_to_host(void* dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  static void copy_within(void* dst, const void* src, std::size_t bytes) {
+    if (bytes) std::memcpy(dst, src, bytes);
+  }
+  static void zero(void* dst, std::size_t bytes) {
+    if (bytes) std::memset(dst, 0, bytes);
+  }
+};
+
+template <class D>
+inline constexpr bool is_cpu_v = std::is_same_v<D, Cpu>;
+
+}  // namespace rescnn

@@ -1,0 +1,211 @@
+// rescnn/backend/cpu/conv2d.hpp — 2-D convolution on the CPU as batched GEMM.
+//
+// For each chunk of samples and each group, the input patches are unfolded
+// (im2col) into a matrix of (C/g * kh * kw) rows and (samples * OH * OW)
+// columns, so one GEMM covers the whole chunk:
+//
+//   forward          Y_g  [OC/g, S*OHW]  = W_g [OC/g, K] * col_g [K, S*OHW]
+//   backward-weight  dW_g [OC/g, K]     += dY_g * col_g^T
+//   backward-data    dcol_g [K, S*OHW]   = W_g^T * dY_g   -> col2im into dx
+//
+// The chunk holds as many samples as fit a bounded column buffer, so memory
+// stays small for large batches and the GEMM stays large enough to run at
+// full speed. Unfolding and scattering run in parallel with OpenMP; the GEMMs
+// run outside parallel regions and use Eigen's threads.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+
+#include "rescnn/backend/cpu/scratch.hpp"
+#include "rescnn/backend/geometry.hpp"
+#include "rescnn/core/tensor.hpp"
+
+namespace rescnn::cpu {
+
+namespace conv_detail {
+
+template <class T>
+using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T>
+using ConstMatrixMap = Eigen::Map<const RowMatrix<T>>;
+template <class T>
+using UnalignedMatrixMap = Eigen::Map<RowMatrix<T>>;
+
+// Bytes of im2col matrix per chunk: large enough for an efficient GEMM, small
+// enough to stay in the last-level cache's neighbourhood and not to balloon
+// memory on big batches.
+inline constexpr std::size_t kColumnBudgetBytes = std::size_t{16} << 20;
+
+inline index_t samples_per_chunk(const Conv2dGeometry& g, std::size_t element_size) {
+  const std::size_t per_sample = static_cast<std::size_t>(g.patch_size() * g.out_plane()) * element_size;
+  const index_t fit = per_sample ? static_cast<index_t>(kColumnBudgetBytes / per_sample) : g.batch;
+  return std::clamp<index_t>(fit, 1, std::max<index_t>(g.batch, 1));
+}
+
+// Range of output positions o in [0, out) whose input position
+// o*stride - pad + offset lies inside [0, in).
+inline void valid_output_range(index_t in, index_t out, index_t stride, index_t pad, index_t offset, index_t& lo,
+                               index_t& hi) {
+  // o*stride >= pad - offset  and  o*stride <= in - 1 + pad - offset
+  const index_t low_num = pad - offset;
+  lo = low_num <= 0 ? 0 : std::min(out, (low_num + stride - 1) / stride);
+  const index_t high_num = in - 1 + pad - offset;
+  hi = high_num < 0 ? 0 : std::min(out, high_num / stride + 1);
+  if (hi < lo) hi = lo;
+}
+
+// Unfolds channels [c0, c0 + C/g) of samples [n0, n0 + count) into `col`,
+// laid out [K rows][count * OHW columns].
+template <class T>
+void im2col(const Conv2dGeometry& g, const T* x, index_t n0, index_t count, index_t c0, T* col) {
+  const index_t cpg = g.in_channels_per_group();
+  const index_t kh = g.kernel.h, kw = g.kernel.w, ohw = g.out_plane();
+  const index_t row_stride = count * ohw;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t s = 0; s < count; ++s) {
+    for (index_t c = 0; c < cpg; ++c) {
+      const T* plane = x + ((n0 + s) * g.in_channels + c0 + c) * g.in_plane();
+      for (index_t i = 0; i < kh; ++i) {
+        index_t oh_lo, oh_hi;
+        valid_output_range(g.in_h, g.out_h, g.stride.h, g.padding.h, i * g.dilation.h, oh_lo, oh_hi);
+        for (index_t j = 0; j < kw; ++j) {
+          index_t ow_lo, ow_hi;
+          valid_output_range(g.in_w, g.out_w, g.stride.w, g.padding.w, j * g.dilation.w, ow_lo, ow_hi);
+          T* dst = col + ((c * kh + i) * kw + j) * row_stride + s * ohw;
+          for (index_t oh = 0; oh < g.out_h; ++oh) {
+            T* out_row = dst + oh * g.out_w;
+            if (oh < oh_lo || oh >= oh_hi) {
+              std::fill(out_row, out_row + g.out_w, T(0));
+              continue;
+            }
+            const T* in_row = plane + (oh * g.stride.h - g.padding.h + i * g.dilation.h) * g.in_w;
+            const index_t iw0 = -g.padding.w + j * g.dilation.w;
+            std::fill(out_row, out_row + ow_lo, T(0));
+            if (g.stride.w == 1) {
+              std::memcpy(out_row + ow_lo, in_row + ow_lo + iw0, static_cast<std::size_t>(ow_hi - ow_lo) * sizeof(T));
+            } else {
+              for (index_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = in_row[ow * g.stride.w + iw0];
+            }
+            std::fill(out_row + ow_hi, out_row + g.out_w, T(0));
+          }
+        }
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: adds the columns back into channels [c0, c0 + C/g)
+// of dx. Each (sample, channel) plane is written by one thread only.
+template <class T>
+void col2im_add(const Conv2dGeometry& g, const T* col, index_t n0, index_t count, index_t c0, T* dx) {
+  const index_t cpg = g.in_channels_per_group();
+  const index_t kh = g.kernel.h, kw = g.kernel.w, ohw = g.out_plane();
+  const index_t row_stride = count * ohw;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t s = 0; s < count; ++s) {
+    for (index_t c = 0; c < cpg; ++c) {
+      T* plane = dx + ((n0 + s) * g.in_channels + c0 + c) * g.in_plane();
+      for (index_t i = 0; i < kh; ++i) {
+        index_t oh_lo, oh_hi;
+        valid_output_range(g.in_h, g.out_h, g.stride.h, g.padding.h, i * g.dilation.h, oh_lo, oh_hi);
+        for (index_t j = 0; j < kw; ++j) {
+          index_t ow_lo, ow_hi;
+          valid_output_range(g.in_w, g.out_w, g.stride.w, g.padding.w, j * g.dilation.w, ow_lo, ow_hi);
+          const T* src = col + ((c * kh + i) * kw + j) * row_stride + s * ohw;
+          const index_t iw0 = -g.padding.w + j * g.dilation.w;
+          for (index_t oh = oh_lo; oh < oh_hi; ++oh) {
+            T* in_row = plane + (oh * g.stride.h - g.padding.h + i * g.dilation.h) * g.in_w;
+            const T* col_row = src + oh * g.out_w;
+            for (index_t ow = ow_lo; ow < ow_hi; ++ow) in_row[ow * g.stride.w + iw0] += col_row[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Copies output channels [o0, o0 + OC/g) of samples [n0, n0 + count) of an
+// NCHW tensor into a [OC/g rows][count * OHW] matrix, or back (scatter).
+template <class T>
+void gather_channels(const Conv2dGeometry& g, const T* nchw, index_t n0, index_t count, index_t o0, T* mat) {
+  const index_t ocpg = g.out_channels_per_group(), ohw = g.out_plane();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t o = 0; o < ocpg; ++o)
+    for (index_t s = 0; s < count; ++s)
+      std::memcpy(mat + o * count * ohw + s * ohw, nchw + ((n0 + s) * g.out_channels + o0 + o) * ohw,
+                  static_cast<std::size_t>(ohw) * sizeof(T));
+}
+
+template <class T>
+void scatter_channels(const Conv2dGeometry& g, const T* mat, const T* bias, index_t n0, index_t count, index_t o0,
+                      T* nchw) {
+  const index_t ocpg = g.out_channels_per_group(), ohw = g.out_plane();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (index_t o = 0; o < ocpg; ++o) {
+    for (index_t s = 0; s < count; ++s) {
+      const T* src = mat + o * count * ohw + s * ohw;
+      T* dst = nchw + ((n0 + s) * g.out_channels + o0 + o) * ohw;
+      const T b = bias ? bias[o0 + o] : T(0);
+      for (index_t p = 0; p < ohw; ++p) dst[p] = src[p] + b;
+    }
+  }
+}
+
+}  // namespace conv_detail
+
+// y = conv(x, w) + bias. `bias` may be null. y must have the output shape.
+template <class T>
+void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  using namespace conv_detail;
+  const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), ohw = g.out_plane();
+  const index_t chunk = samples_per_chunk(g, sizeof(T));
+  T* col = scratch(Scratch::kColumns).get<T>(static_cast<std::size_t>(K * chunk * ohw));
+  T* out = scratch(Scratch::kGathered).get<T>(static_cast<std::size_t>(ocpg * chunk * ohw));
+  for (index_t n0 = 0; n0 < g.batch; n0 += chunk) {
+    const index_t count = std::min(chunk, g.batch - n0);
+    for (index_t grp = 0; grp < g.groups; ++grp) {
+      im2col(g, x, n0, count, grp * g.in_channels_per_group(), col);
+      ConstMatrixMap<T> W(w + grp * ocpg * K, ocpg, K);
+      ConstMatrixMap<T> C(col, K, count * ohw);
+      UnalignedMatrixMap<T> Y(out, ocpg, count * ohw);
+      Y.noalias() = W * C;
+      scatter_channels(g, out, bias, n0, count, grp * ocpg, y);
+    }
+  }
+}
+
+// Gradients of conv2d. Adds into dw (and db when non-null); writes dx when
+// non-null (dx is overwritten, not accumulated).
+template <class T>
+void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
+  using namespace conv_detail;
+  const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), ohw = g.out_plane();
+  const index_t chunk = samples_per_chunk(g, sizeof(T));
+  T* col = scratch(Scratch::kColumns).get<T>(static_cast<std::size_t>(K * chunk * ohw));
+  T* grad_out = scratch(Scratch::kGathered).get<T>(static_cast<std::size_t>(ocpg * chunk * ohw));
+  if (dx) std::fill(dx, dx + g.input_shape().numel(), T(0));
+  for (index_t n0 = 0; n0 < g.batch; n0 += chunk) {
+    const index_t count = std::min(chunk, g.batch - n0);
+    for (index_t grp = 0; grp < g.groups; ++grp) {
+      gather_channels(g, dy, n0, count, grp * ocpg, grad_out);
+      ConstMatrixMap<T> dY(grad_out, ocpg, count * ohw);
+      if (db) {
+        Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> dB(db + grp * ocpg, ocpg);
+        dB += dY.rowwise().sum();
+      }
+      UnalignedMatrixMap<T> C(col, K, count * ohw);
+      im2col(g, x, n0, count, grp * g.in_channels_per_group(), col);
+      UnalignedMatrixMap<T> dW(dw + grp * ocpg * K, ocpg, K);
+      dW.noalias() += dY * C.transpose();
+      if (dx) {
+        ConstMatrixMap<T> W(w + grp * ocpg * K, ocpg, K);
+        C.noalias() = W.transpose() * dY;  // the column buffer now holds dcol
+        col2im_add(g, col, n0, count, grp * g.in_channels_per_group(), dx);
+      }
+    }
+  }
+}
+
+}  // namespace rescnn::cpu

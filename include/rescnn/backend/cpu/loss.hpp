@@ -1,0 +1,57 @@
+// rescnn/backend/cpu/loss.hpp — softmax cross-entropy over logits.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "rescnn/core/shape.hpp"
+
+namespace rescnn::cpu {
+
+// Mean over the batch of -log softmax(logits)[label]; stores the softmax
+// probabilities for backward. Subtracting each row's maximum keeps exp()
+// finite for any logits (log-sum-exp trick). Labels are validated by ops::.
+template <class T>
+T cross_entropy_forward(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, T* probs) {
+  double total = 0;
+#pragma omp parallel for reduction(+ : total) schedule(static)
+  for (index_t n = 0; n < batch; ++n) {
+    const T* z = logits + n * classes;
+    T* p = probs + n * classes;
+    const T zmax = *std::max_element(z, z + classes);
+    double sum = 0;
+    for (index_t k = 0; k < classes; ++k) sum += std::exp(static_cast<double>(z[k] - zmax));
+    const double log_sum = std::log(sum);
+    for (index_t k = 0; k < classes; ++k) p[k] = static_cast<T>(std::exp(static_cast<double>(z[k] - zmax) - log_sum));
+    total += log_sum - static_cast<double>(z[labels[n]] - zmax);
+  }
+  return static_cast<T>(total / static_cast<double>(batch));
+}
+
+// d(mean loss)/d logits = (softmax - onehot(label)) / batch, times `scale`
+// (the upstream gradient of the loss, 1 for a plain backward).
+template <class T>
+void cross_entropy_backward(index_t batch, index_t classes, const T* probs, const std::int64_t* labels, T scale,
+                            T* dlogits) {
+  const T factor = scale / static_cast<T>(batch);
+#pragma omp parallel for schedule(static)
+  for (index_t n = 0; n < batch; ++n) {
+    for (index_t k = 0; k < classes; ++k)
+      dlogits[n * classes + k] = (probs[n * classes + k] - (k == labels[n] ? T(1) : T(0))) * factor;
+  }
+}
+
+// Number of rows whose arg-max equals the label (first maximum wins, as
+// torch.argmax).
+template <class T>
+index_t count_correct(index_t batch, index_t classes, const T* logits, const std::int64_t* labels) {
+  index_t correct = 0;
+  for (index_t n = 0; n < batch; ++n) {
+    const T* z = logits + n * classes;
+    correct += (std::max_element(z, z + classes) - z) == labels[n];
+  }
+  return correct;
+}
+
+}  // namespace rescnn::cpu

@@ -1,0 +1,44 @@
+// rescnn/ops/linear.hpp — fully connected layer, y = x W^T + b.
+#pragma once
+
+#include "rescnn/backend/cpu/linear.hpp"
+#include "rescnn/core/tensor.hpp"
+#include "rescnn/ops/dispatch.hpp"
+
+namespace rescnn::ops {
+
+template <class T, class D>
+void check_linear_shapes(const char* op, const Tensor<T, D>& x, const Tensor<T, D>& w) {
+  check<ShapeError>(x.defined() && x.rank() == 2, op, ": expected input of shape (N, in_features), got ", x.shape());
+  check<ShapeError>(x.dim(1) == w.dim(1), op, ": input ", x.shape(), " has ", x.dim(1),
+                    " features, but the weight ", w.shape(), " expects in_features=", w.dim(1));
+}
+
+template <class T, class D>
+Tensor<T, D> linear_forward(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T, D>* bias) {
+  check_linear_shapes("linear", x, w);
+  auto y = Tensor<T, D>::empty({x.dim(0), w.dim(0)});
+  if constexpr (is_cpu_v<D>)
+    cpu::linear_forward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), bias ? bias->data() : nullptr, y.data());
+  else
+    RESCNN_UNSUPPORTED_DEVICE(D);
+  return y;
+}
+
+// Accumulates into dw and *db; returns dx.
+template <class T, class D>
+Tensor<T, D> linear_backward(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T, D>& dy, Tensor<T, D>& dw,
+                             Tensor<T, D>* db) {
+  check_linear_shapes("linear backward", x, w);
+  check<ShapeError>(dy.shape() == Shape{x.dim(0), w.dim(0)}, "linear backward: gradient of shape ", dy.shape(),
+                    " does not match the output shape ", Shape{x.dim(0), w.dim(0)});
+  auto dx = Tensor<T, D>::empty(x.shape());
+  if constexpr (is_cpu_v<D>)
+    cpu::linear_backward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), dy.data(), dx.data(), dw.data(),
+                         db ? db->data() : nullptr);
+  else
+    RESCNN_UNSUPPORTED_DEVICE(D);
+  return dx;
+}
+
+}  // namespace rescnn::ops

@@ -1,8 +1,9 @@
-// rescnn/rescnn.hpp — umbrella header: includes the whole public API.
-//
-// For now only the core (Tensor and the random generator); further modules
-// (ops, nn, models, data, optim, io, train) are added here as they land.
+// rescnn/rescnn.hpp — everything: include this one header.
 #pragma once
 
+#include "rescnn/backend/cpu/parallel.hpp"
+#include "rescnn/core/error.hpp"
 #include "rescnn/core/rng.hpp"
+#include "rescnn/core/shape.hpp"
 #include "rescnn/core/tensor.hpp"
+#include "rescnn/nn/nn.hpp"

@@ -1,0 +1,189 @@
+// rescnn/nn/module.hpp — the Module interface, parameters and grad mode.
+//
+// A network is a runtime tree of Modules (never one nested template type, so
+// it compiles quickly and its errors stay readable). Each module:
+//  - computes `forward(x)` and, when gradients are enabled, keeps what its
+//    `backward(dy)` needs (views of inputs/outputs, saved statistics);
+//  - `backward(dy)` returns dL/dx and ADDS dL/dparam into each parameter's
+//    `grad`, as PyTorch's .grad accumulates until zero_grad();
+//  - lists its parameters and buffers with dotted names ("layer1.0.conv1.weight")
+//    in registration order, which is PyTorch's state_dict order.
+//
+// Gradients are recorded unless a NoGradGuard is alive (torch.no_grad());
+// this is independent of train()/eval(), as in PyTorch: an eval-mode network
+// can still be differentiated, and evaluation under NoGradGuard keeps nothing.
+//
+// Modules register pointers to their own members, so they are neither
+// copyable nor movable; hold them by value or by shared_ptr.
+#pragma once
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "rescnn/core/tensor.hpp"
+
+namespace rescnn::nn {
+
+template <class T, class D = Cpu>
+struct Parameter {
+  Tensor<T, D> value;
+  Tensor<T, D> grad;  // same shape as value; accumulated by backward
+
+  bool defined() const { return value.defined(); }
+  index_t numel() const { return value.numel(); }
+  // Sets the value and a zero gradient of the same shape.
+  void reset(Tensor<T, D> v) {
+    grad = Tensor<T, D>::zeros(v.shape());
+    value = std::move(v);
+  }
+};
+
+namespace detail {
+inline bool& grad_mode() {
+  thread_local bool enabled = true;
+  return enabled;
+}
+}  // namespace detail
+
+inline bool is_grad_enabled() { return detail::grad_mode(); }
+
+// While alive, forward passes on this thread record nothing for backward.
+class NoGradGuard {
+ public:
+  NoGradGuard() : previous_(detail::grad_mode()) { detail::grad_mode() = false; }
+  ~NoGradGuard() { detail::grad_mode() = previous_; }
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+template <class T, class D = Cpu>
+class Module {
+ public:
+  using TensorT = Tensor<T, D>;
+  using ParameterT = Parameter<T, D>;
+
+  virtual ~Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+
+  virtual TensorT forward(const TensorT& x) = 0;
+  virtual TensorT backward(const TensorT& grad_output) = 0;
+  // The output shape for an input shape, validated as forward would, without
+  // computing anything (used by summaries and to check models early).
+  virtual Shape output_shape(const Shape& input) const = 0;
+  // The class name as PyTorch prints it ("Conv2d").
+  virtual std::string type_name() const = 0;
+  // The arguments PyTorch prints inside the parentheses.
+  virtual std::string extra_repr() const { return {}; }
+
+  TensorT operator()(const TensorT& x) { return forward(x); }
+
+  // Sets training mode on this module and all descendants.
+  void train(bool mode = true) {
+    training_ = mode;
+    for (auto& [name, child] : children_) child->train(mode);
+  }
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+
+  std::vector<std::pair<std::string, ParameterT*>> named_parameters() {
+    std::vector<std::pair<std::string, ParameterT*>> out;
+    collect_parameters("", out);
+    return out;
+  }
+  std::vector<ParameterT*> parameters() {
+    std::vector<ParameterT*> out;
+    for (auto& [name, p] : named_parameters()) out.push_back(p);
+    return out;
+  }
+  std::vector<std::pair<std::string, TensorT*>> named_buffers() {
+    std::vector<std::pair<std::string, TensorT*>> out;
+    collect_buffers("", out);
+    return out;
+  }
+  const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& named_children() const { return children_; }
+
+  // Number of parameter elements (PyTorch's sum(p.numel() for p in parameters())).
+  index_t num_parameters() {
+    index_t n = 0;
+    for (auto* p : parameters()) n += p->numel();
+    return n;
+  }
+  index_t num_buffer_elements() {
+    index_t n = 0;
+    for (auto& [name, b] : named_buffers()) n += b->numel();
+    return n;
+  }
+
+  void zero_grad() {
+    for (auto* p : parameters()) p->grad.zero_();
+  }
+
+  // PyTorch-style description of the module tree.
+  std::string to_string() const {
+    std::ostringstream os;
+    print(os, 0);
+    return os.str();
+  }
+  friend std::ostream& operator<<(std::ostream& os, const Module& m) { return os << m.to_string(); }
+
+ protected:
+  Module() = default;
+
+  void register_parameter(std::string name, ParameterT& p) { parameters_.emplace_back(std::move(name), &p); }
+  void register_buffer(std::string name, TensorT& t) { buffers_.emplace_back(std::move(name), &t); }
+  template <class M>
+  std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> m) {
+    check(m != nullptr, type_name(), ": child module '", name, "' is null");
+    children_.emplace_back(std::move(name), m);
+    return m;
+  }
+
+  // Whether forward should keep what backward needs.
+  static bool recording() { return is_grad_enabled(); }
+
+  // Throws when backward is called without a recorded forward.
+  void require_forward(const TensorT& cached) const {
+    check<Error>(cached.defined(), type_name(),
+                 ".backward: no forward pass was recorded (call forward first, outside NoGradGuard)");
+  }
+
+ private:
+  void collect_parameters(const std::string& prefix, std::vector<std::pair<std::string, ParameterT*>>& out) {
+    for (auto& [name, p] : parameters_)
+      if (p->defined()) out.emplace_back(prefix + name, p);
+    for (auto& [name, child] : children_) child->collect_parameters(prefix + name + ".", out);
+  }
+  void collect_buffers(const std::string& prefix, std::vector<std::pair<std::string, TensorT*>>& out) {
+    for (auto& [name, b] : buffers_)
+      if (b->defined()) out.emplace_back(prefix + name, b);
+    for (auto& [name, child] : children_) child->collect_buffers(prefix + name + ".", out);
+  }
+  void print(std::ostream& os, int indent) const {
+    os << type_name() << "(";
+    if (children_.empty()) {
+      os << extra_repr() << ")";
+      return;
+    }
+    const std::string extra = extra_repr();
+    if (!extra.empty()) os << "\n" << std::string(static_cast<std::size_t>(indent + 2), ' ') << extra;
+    for (auto& [name, child] : children_) {
+      os << "\n" << std::string(static_cast<std::size_t>(indent + 2), ' ') << "(" << name << "): ";
+      child->print(os, indent + 2);
+    }
+    os << "\n" << std::string(static_cast<std::size_t>(indent), ' ') << ")";
+  }
+
+  bool training_ = true;
+  std::vector<std::pair<std::string, ParameterT*>> parameters_;
+  std::vector<std::pair<std::string, TensorT*>> buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+};
+
+}  // namespace rescnn::nn

@@ -1,0 +1,128 @@
+// BatchNorm2d: gradients in train and eval mode, running statistics, PyTorch
+// golden values, bad input.
+#include <catch2/catch.hpp>
+
+#include "rescnn/nn/batchnorm2d.hpp"
+#include "support/compare.hpp"
+#include "support/golden.hpp"
+#include "support/gradcheck.hpp"
+
+using namespace rescnn;
+using rescnn::testing::IsClose;
+
+namespace {
+// Non-trivial gamma/beta and running statistics, so each one matters.
+void randomise(nn::BatchNorm2d<double>& bn, Generator& gen) {
+  const index_t c = bn.options().num_features;
+  if (bn.options().affine) {
+    bn.weight.value = Tensor<double>::uniform({c}, 0.5, 1.5, gen);
+    bn.bias.value = Tensor<double>::normal({c}, 0, 1, gen);
+  }
+  if (bn.options().track_running_stats) {
+    bn.running_mean = Tensor<double>::normal({c}, 0, 1, gen);
+    bn.running_var = Tensor<double>::uniform({c}, 0.5, 2, gen);
+  }
+}
+}  // namespace
+
+TEST_CASE("BatchNorm2d gradients match finite differences", "[batchnorm][gradcheck]") {
+  struct Case {
+    const char* name;
+    nn::BatchNorm2dOptions options;
+    bool training;
+    Shape input;
+  };
+  const Case cases[] = {
+      {"train, affine", {.num_features = 3}, true, {4, 3, 3, 2}},
+      {"train, not affine", {.num_features = 2, .affine = false}, true, {3, 2, 2, 3}},
+      {"train, batch 1, odd plane", {.num_features = 2, .eps = 1e-3}, true, {1, 2, 3, 5}},
+      {"eval, affine", {.num_features = 3}, false, {2, 3, 3, 3}},
+      {"eval, not affine", {.num_features = 2, .affine = false}, false, {2, 2, 2, 2}},
+      {"eval without running stats uses batch stats", {.num_features = 2, .track_running_stats = false}, false, {3, 2, 2, 2}},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      Generator gen(17);
+      nn::BatchNorm2d<double> bn(c.options);
+      randomise(bn, gen);
+      bn.train(c.training);
+      auto x = Tensor<double>::normal(c.input, 0.5, 2, gen);
+      const auto report = testing::check_gradients(bn, x);
+      INFO(report.summary());
+      CHECK(report.ok());
+    }
+  }
+}
+
+TEST_CASE("BatchNorm2d training output is normalised per channel", "[batchnorm]") {
+  Generator gen(1);
+  nn::BatchNorm2d<double> bn(nn::BatchNorm2dOptions{.num_features = 2, .affine = false});
+  auto x = Tensor<double>::normal({4, 2, 3, 3}, 3, 5, gen);
+  auto y = bn.forward(x);
+  for (index_t c = 0; c < 2; ++c) {
+    double sum = 0, sq = 0;
+    for (index_t n = 0; n < 4; ++n)
+      for (index_t h = 0; h < 3; ++h)
+        for (index_t w = 0; w < 3; ++w) {
+          sum += y(n, c, h, w);
+          sq += y(n, c, h, w) * y(n, c, h, w);
+        }
+    CHECK(sum / 36 == Approx(0).margin(1e-12));
+    CHECK(sq / 36 == Approx(1.0 / (1.0 + 1e-5 / (sq / 36))).epsilon(1e-3));
+  }
+  CHECK(bn.num_batches_tracked == 1);
+}
+
+TEST_CASE("BatchNorm2d matches PyTorch, running statistics included (golden)", "[batchnorm][golden]") {
+  for (const auto& path : testing::golden_cases("batchnorm2d")) {
+    SECTION(path.filename().string()) {
+      const auto f = io::SafeTensors::load(path);
+      const bool affine = testing::meta_bool(f, "affine");
+      nn::BatchNorm2d<float> bn({.num_features = testing::meta_int(f, "num_features"),
+                                 .eps = testing::meta_double(f, "eps"),
+                                 .momentum = testing::meta_double(f, "momentum"),
+                                 .affine = affine});
+      if (affine) {
+        bn.weight.value.copy_(f.tensor<float>("weight"));
+        bn.bias.value.copy_(f.tensor<float>("bias"));
+      }
+      bn.running_mean.copy_(f.tensor<float>("running_mean_before"));
+      bn.running_var.copy_(f.tensor<float>("running_var_before"));
+      bn.train(f.meta("mode") == "train");
+      CHECK_THAT(bn.forward(f.tensor<float>("input")), IsClose(f.tensor<float>("output"), 1e-4));
+      CHECK_THAT(bn.running_mean, IsClose(f.tensor<float>("running_mean"), 1e-4));
+      CHECK_THAT(bn.running_var, IsClose(f.tensor<float>("running_var"), 1e-4));
+      bn.zero_grad();
+      CHECK_THAT(bn.backward(f.tensor<float>("grad_output")), IsClose(f.tensor<float>("grad_input"), 1e-4));
+      if (affine) {
+        CHECK_THAT(bn.weight.grad, IsClose(f.tensor<float>("grad_weight"), 1e-4));
+        CHECK_THAT(bn.bias.grad, IsClose(f.tensor<float>("grad_bias"), 1e-4));
+      }
+    }
+  }
+}
+
+TEST_CASE("BatchNorm2d lists PyTorch's parameter and buffer names", "[batchnorm]") {
+  nn::BatchNorm2d<float> bn(4);
+  auto params = bn.named_parameters();
+  auto buffers = bn.named_buffers();
+  REQUIRE(params.size() == 2);
+  CHECK(params[0].first == "weight");
+  CHECK(params[1].first == "bias");
+  REQUIRE(buffers.size() == 2);
+  CHECK(buffers[0].first == "running_mean");
+  CHECK(buffers[1].first == "running_var");
+  CHECK(bn.to_string() == "BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)");
+}
+
+TEST_CASE("BatchNorm2d rejects invalid options and inputs", "[batchnorm][errors]") {
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(nn::BatchNorm2d<float>(0), Contains("num_features must be positive"));
+  CHECK_THROWS_WITH(nn::BatchNorm2d<float>({.num_features = 3, .eps = 0}), Contains("eps must be positive"));
+  CHECK_THROWS_WITH(nn::BatchNorm2d<float>({.num_features = 3, .momentum = 1.5}), Contains("momentum must lie in [0, 1]"));
+  nn::BatchNorm2d<float> bn(3);
+  CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({2, 4, 3, 3})), Contains("has 4 channels, expected num_features=3"));
+  CHECK_THROWS_AS(bn.forward(Tensor<float>::zeros({2, 4, 3, 3})), ShapeError);
+  CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({2, 3})), Contains("expected input of shape (N, C, H, W)"));
+  CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({1, 3, 1, 1})), Contains("more than one value per channel"));
+}

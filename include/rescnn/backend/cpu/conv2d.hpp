@@ -32,6 +32,11 @@ template <class T>
 using ConstMatrixMap = Eigen::Map<const RowMatrix<T>>;
 template <class T>
 using UnalignedMatrixMap = Eigen::Map<RowMatrix<T>>;
+// One sample's block of the column matrix: rows are `count * OHW` apart.
+template <class T>
+using StridedMap = Eigen::Map<RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <class T>
+using StridedConstMap = Eigen::Map<const RowMatrix<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
 
 // Bytes of im2col matrix per chunk: large enough for an efficient GEMM, small
 // enough to stay in the last-level cache's neighbourhood and not to balloon
@@ -155,23 +160,41 @@ void scatter_channels(const Conv2dGeometry& g, const T* mat, const T* bias, inde
 
 }  // namespace conv_detail
 
+// Planes at least this large (OH*OW) give each sample's GEMM enough columns
+// to run at full rate, so the GEMM reads its sample's block of the column
+// matrix and writes straight into the NCHW output: no gather/scatter copies.
+// Smaller planes (late ResNet stages: 7x7, 3x3) batch all samples of the
+// chunk into one wide GEMM and pay a cheap copy instead.
+inline constexpr index_t kDirectPlaneThreshold = 256;
+
 // y = conv(x, w) + bias. `bias` may be null. y must have the output shape.
 template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   using namespace conv_detail;
   const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), ohw = g.out_plane();
   const index_t chunk = samples_per_chunk(g, sizeof(T));
+  const bool direct = ohw >= kDirectPlaneThreshold;
   T* col = scratch(Scratch::kColumns).get<T>(static_cast<std::size_t>(K * chunk * ohw));
-  T* out = scratch(Scratch::kGathered).get<T>(static_cast<std::size_t>(ocpg * chunk * ohw));
+  T* out = direct ? nullptr : scratch(Scratch::kGathered).get<T>(static_cast<std::size_t>(ocpg * chunk * ohw));
   for (index_t n0 = 0; n0 < g.batch; n0 += chunk) {
     const index_t count = std::min(chunk, g.batch - n0);
     for (index_t grp = 0; grp < g.groups; ++grp) {
       im2col(g, x, n0, count, grp * g.in_channels_per_group(), col);
       ConstMatrixMap<T> W(w + grp * ocpg * K, ocpg, K);
-      ConstMatrixMap<T> C(col, K, count * ohw);
-      UnalignedMatrixMap<T> Y(out, ocpg, count * ohw);
-      Y.noalias() = W * C;
-      scatter_channels(g, out, bias, n0, count, grp * ocpg, y);
+      if (direct) {
+        for (index_t s = 0; s < count; ++s) {
+          StridedConstMap<T> C(col + s * ohw, K, ohw, Eigen::OuterStride<>(count * ohw));
+          T* y_block = y + ((n0 + s) * g.out_channels + grp * ocpg) * ohw;
+          UnalignedMatrixMap<T> Y(y_block, ocpg, ohw);
+          Y.noalias() = W * C;
+          if (bias) Y.colwise() += Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>(bias + grp * ocpg, ocpg);
+        }
+      } else {
+        ConstMatrixMap<T> C(col, K, count * ohw);
+        UnalignedMatrixMap<T> Y(out, ocpg, count * ohw);
+        Y.noalias() = W * C;
+        scatter_channels(g, out, bias, n0, count, grp * ocpg, y);
+      }
     }
   }
 }
@@ -183,27 +206,34 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
   using namespace conv_detail;
   const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), ohw = g.out_plane();
   const index_t chunk = samples_per_chunk(g, sizeof(T));
+  const bool direct = ohw >= kDirectPlaneThreshold;
   T* col = scratch(Scratch::kColumns).get<T>(static_cast<std::size_t>(K * chunk * ohw));
-  T* grad_out = scratch(Scratch::kGathered).get<T>(static_cast<std::size_t>(ocpg * chunk * ohw));
+  T* grad_out = direct ? nullptr : scratch(Scratch::kGathered).get<T>(static_cast<std::size_t>(ocpg * chunk * ohw));
   if (dx) std::fill(dx, dx + g.input_shape().numel(), T(0));
   for (index_t n0 = 0; n0 < g.batch; n0 += chunk) {
     const index_t count = std::min(chunk, g.batch - n0);
     for (index_t grp = 0; grp < g.groups; ++grp) {
-      gather_channels(g, dy, n0, count, grp * ocpg, grad_out);
-      ConstMatrixMap<T> dY(grad_out, ocpg, count * ohw);
-      if (db) {
-        Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> dB(db + grp * ocpg, ocpg);
-        dB += dY.rowwise().sum();
-      }
-      UnalignedMatrixMap<T> C(col, K, count * ohw);
       im2col(g, x, n0, count, grp * g.in_channels_per_group(), col);
+      ConstMatrixMap<T> W(w + grp * ocpg * K, ocpg, K);
       UnalignedMatrixMap<T> dW(dw + grp * ocpg * K, ocpg, K);
-      dW.noalias() += dY * C.transpose();
-      if (dx) {
-        ConstMatrixMap<T> W(w + grp * ocpg * K, ocpg, K);
-        C.noalias() = W.transpose() * dY;  // the column buffer now holds dcol
-        col2im_add(g, col, n0, count, grp * g.in_channels_per_group(), dx);
+      Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> dB(db ? db + grp * ocpg : nullptr, db ? ocpg : 0);
+      if (direct) {
+        for (index_t s = 0; s < count; ++s) {
+          ConstMatrixMap<T> dY(dy + ((n0 + s) * g.out_channels + grp * ocpg) * ohw, ocpg, ohw);
+          StridedMap<T> C(col + s * ohw, K, ohw, Eigen::OuterStride<>(count * ohw));
+          if (db) dB += dY.rowwise().sum();
+          dW.noalias() += dY * C.transpose();
+          if (dx) C.noalias() = W.transpose() * dY;  // this sample's columns now hold dcol
+        }
+      } else {
+        gather_channels(g, dy, n0, count, grp * ocpg, grad_out);
+        ConstMatrixMap<T> dY(grad_out, ocpg, count * ohw);
+        UnalignedMatrixMap<T> C(col, K, count * ohw);
+        if (db) dB += dY.rowwise().sum();
+        dW.noalias() += dY * C.transpose();
+        if (dx) C.noalias() = W.transpose() * dY;  // the column buffer now holds dcol
       }
+      if (dx) col2im_add(g, col, n0, count, grp * g.in_channels_per_group(), dx);
     }
   }
 }

@@ -3,6 +3,7 @@
 
 #include "rescnn/nn/activation.hpp"
 #include "rescnn/nn/batchnorm2d.hpp"
+#include "rescnn/nn/blocks.hpp"
 #include "rescnn/nn/conv2d.hpp"
 #include "rescnn/nn/init.hpp"
 #include "rescnn/nn/linear.hpp"
@@ -10,4 +11,5 @@
 #include "rescnn/nn/module.hpp"
 #include "rescnn/nn/pooling.hpp"
 #include "rescnn/nn/reshape.hpp"
+#include "rescnn/nn/residual.hpp"
 #include "rescnn/nn/sequential.hpp"

@@ -1,0 +1,100 @@
+// rescnn/nn/residual.hpp — the skip-connection combinator every residual
+// block is built on.
+//
+//      x ── pre ── h ──── branch ────┐
+//      │           └─(shortcut)─┐    (+) ── activation ── y
+//      └────────────(shortcut)──┴────┘
+//
+//   h        = pre(x)                    (identity for post-activation blocks)
+//   branch   = branch(h)
+//   shortcut = projection(h or x), or x  (identity when shapes already match)
+//   y        = act(branch + shortcut)    (ReLU, or nothing for pre-activation)
+//
+// Backward sends dy (through the activation) to both paths and adds the input
+// gradients where the paths meet. The pre-stage is what a pre-activation
+// block (He et al. 2016, "Identity Mappings") needs: BN and ReLU run once and
+// feed both the branch and a projection shortcut.
+//
+// Blocks (Residual, BasicBlock, Bottleneck, ResNeXtBlock, PreActBlock) derive
+// from ResidualBlock: they register their layers under PyTorch's names
+// (conv1, bn1, ..., downsample) for parameter naming, and wire the same layers
+// into the combinator's paths for computation.
+#pragma once
+
+#include <memory>
+
+#include "rescnn/nn/module.hpp"
+#include "rescnn/nn/sequential.hpp"
+#include "rescnn/ops/elementwise.hpp"
+
+namespace rescnn::nn {
+
+template <class T, class D = Cpu>
+class ResidualBlock : public Module<T, D> {
+ public:
+  using typename Module<T, D>::TensorT;
+  using ModulePtr = std::shared_ptr<Module<T, D>>;
+
+  TensorT forward(const TensorT& x) override {
+    TensorT h = pre_.size() ? pre_.forward(x) : x.view();
+    TensorT y = branch_.forward(h);
+    if (shortcut_) {
+      ops::add_(y, shortcut_->forward(shortcut_takes_pre_ ? h : x));
+    } else {
+      ops::add_(y, x);  // identity: shapes must match, else ShapeError names both
+    }
+    if (post_relu_) y = ops::relu_forward(y);
+    if (this->recording()) output_ = y.view();
+    return y;
+  }
+
+  TensorT backward(const TensorT& grad_output) override {
+    this->require_forward(output_);
+    TensorT g = post_relu_ ? ops::relu_backward(output_, grad_output) : grad_output.view();
+    output_ = TensorT();
+    TensorT dh = branch_.backward(g);
+    TensorT ds = shortcut_ ? shortcut_->backward(g) : std::move(g);
+    if (shortcut_ && shortcut_takes_pre_) {
+      ops::add_(dh, ds);
+      return pre_.backward(dh);
+    }
+    TensorT dx = pre_.size() ? pre_.backward(dh) : std::move(dh);
+    ops::add_(dx, ds);
+    return dx;
+  }
+
+  Shape output_shape(const Shape& input) const override {
+    const Shape h = pre_.size() ? pre_.output_shape(input) : input;
+    const Shape b = branch_.output_shape(h);
+    const Shape s = shortcut_ ? shortcut_->output_shape(shortcut_takes_pre_ ? h : input) : input;
+    check<ShapeError>(b == s, type_name(), ": the branch gives ", b, " but the shortcut gives ", s, " for input ",
+                      input, " (use a projection shortcut when stride or channels change)");
+    return b;
+  }
+
+  std::string type_name() const override = 0;
+
+ protected:
+  // Wiring, called by the derived block's constructor after registering its
+  // layers. `shortcut` null means identity.
+  void set_pre(std::initializer_list<ModulePtr> layers) {
+    for (auto& l : layers) pre_.push_back(l);
+  }
+  void set_branch(std::initializer_list<ModulePtr> layers) {
+    for (auto& l : layers) branch_.push_back(l);
+  }
+  void set_shortcut(ModulePtr shortcut, bool takes_pre_output = false) {
+    shortcut_ = std::move(shortcut);
+    shortcut_takes_pre_ = takes_pre_output;
+  }
+  void set_post_relu(bool on) { post_relu_ = on; }
+
+ private:
+  Sequential<T, D> pre_, branch_;  // computation order (names live in the block)
+  ModulePtr shortcut_;
+  bool shortcut_takes_pre_ = false;
+  bool post_relu_ = true;
+  TensorT output_;
+};
+
+}  // namespace rescnn::nn

@@ -6,4 +6,5 @@
 #include "rescnn/core/rng.hpp"
 #include "rescnn/core/shape.hpp"
 #include "rescnn/core/tensor.hpp"
+#include "rescnn/models/models.hpp"
 #include "rescnn/nn/nn.hpp"

@@ -101,6 +101,20 @@ inline GradCheckReport check_gradients(nn::Module<double>& module, Tensor<double
   return report;
 }
 
+// Gives every rank-1 parameter (BatchNorm gamma/beta, biases) and every
+// running statistic non-trivial values. A fresh eval-mode BatchNorm maps an
+// exactly-zero input (a conv over a window a ReLU zeroed) to exactly zero,
+// i.e. onto the next ReLU's kink, where a central difference measures half a
+// slope; random affine parameters and statistics move values off the kink.
+inline void randomise_statistics(nn::Module<double>& m, Generator& gen) {
+  for (auto& [name, p] : m.named_parameters())
+    if (p->value.rank() == 1) p->value = Tensor<double>::uniform(p->value.shape(), 0.5, 1.5, gen);
+  for (auto& [name, b] : m.named_buffers()) {
+    const bool var = name.size() >= 3 && name.compare(name.size() - 3, 3, "var") == 0;
+    *b = var ? Tensor<double>::uniform(b->shape(), 0.5, 2.0, gen) : Tensor<double>::normal(b->shape(), 0, 0.5, gen);
+  }
+}
+
 // An input whose elements are at least `gap` away from zero, so ReLU kinks
 // are not crossed by the finite-difference step.
 inline Tensor<double> away_from_zero(const Shape& s, Generator& gen, double gap = 0.05) {

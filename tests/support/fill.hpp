@@ -34,7 +34,7 @@ void fill_entry(const std::string& name, Tensor<T, D>& t) {
     return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
   };
   std::vector<T> v(static_cast<std::size_t>(t.numel()));
-  const bool is_bn = t.rank() == 1 && !ends_with(".bias") ? true : false;
+  const bool is_bn = t.rank() == 1 && !ends_with(".bias");
   double fan_in = 1;
   for (int a = 1; a < t.rank(); ++a) fan_in *= static_cast<double>(t.dim(a));
   for (std::size_t i = 0; i < v.size(); ++i) {
@@ -44,7 +44,7 @@ void fill_entry(const std::string& name, Tensor<T, D>& t) {
     else if (ends_with("running_var")) x = 1.0 + fill_value(name, i, 0.25);
     else if (is_bn) x = 1.0 + fill_value(name, i, 0.2);  // a BatchNorm weight (rank 1, not a bias)
     else x = fill_value(name, i, 0.1);                    // conv, linear and BatchNorm biases
-    v[i] = static_cast<T>(x);
+    v[i] = static_cast<T>(static_cast<float>(x));  // the fixtures' weights are fp32 values, also in fp64 runs
   }
   t = Tensor<T, D>::from_vector(t.shape(), v);
 }

@@ -9,6 +9,10 @@ import time
 
 import torch
 
+import os
+
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))  # Debian's build defaults to 1 here
+
 args = [int(a) for a in sys.argv[1:]]
 n, c, s, oc, k, stride, reps = (args + [128, 64, 56, 64, 3, 1, 5][len(args):])[:7]
 conv = torch.nn.Conv2d(c, oc, k, stride=stride, padding=k // 2, bias=False)

@@ -61,7 +61,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_golden import read_file, to_numpy, write_file  # noqa: E402
+from make_golden import read_file, self_check, to_numpy, write_file  # noqa: E402
 
 DEFAULT_OUT = os.path.join(HERE, "fixtures")
 GENERATOR = "tests/golden/make_model_golden.py"
@@ -746,20 +746,6 @@ def d2l_self_check(log):
     assert [n for n, _ in p.named_children()] == ["bn1", "conv1", "bn2", "conv2", "shortcut"]
 
 
-def file_self_check(w):
-    total = 0
-    for path, (tensors, meta) in sorted(w.written.items()):
-        got, got_meta = read_file(path)
-        assert got_meta == meta, f"{path}: metadata differs"
-        assert sorted(got) == sorted(tensors), f"{path}: tensor names differ"
-        for name, a in tensors.items():
-            b = got[name]
-            assert b.dtype == a.dtype and b.shape == a.shape, f"{path}: {name}"
-            assert a.tobytes() == b.tobytes(), f"{path}: {name}: values differ"
-        total += os.path.getsize(path)
-    return total
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=DEFAULT_OUT, help="output directory (default: %(default)s)")
@@ -784,7 +770,7 @@ def main():
             os.remove(path)
             print(f"removed stale {fname}")
 
-    total = file_self_check(w)
+    total = self_check(w)  # read every file back, as make_golden.py does
     print(f"wrote {len(w.written)} files, {total} bytes, to {args.out}; self-check passed")
     return 0
 

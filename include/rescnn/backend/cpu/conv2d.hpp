@@ -61,74 +61,78 @@ inline void valid_output_range(index_t in, index_t out, index_t stride, index_t 
   if (hi < lo) hi = lo;
 }
 
-// Unfolds channels [c0, c0 + C/g) of samples [n0, n0 + count) into `col`,
-// laid out [K rows][count * OHW columns].
-template <class T>
-void im2col(const Conv2dGeometry& g, const T* x, index_t n0, index_t count, index_t c0, T* col) {
-  const index_t cpg = g.in_channels_per_group();
-  const index_t kh = g.kernel.h, kw = g.kernel.w, ohw = g.out_plane();
-  const index_t row_stride = count * ohw;
+// One kernel tap (i, j) of one (sample, channel) plane: where its im2col row
+// starts, and which outputs read inside the input (the rest read padding).
+struct KernelTap {
+  index_t plane;      // index of the (sample, channel) plane in the NCHW tensor
+  index_t col_row;    // offset of this tap's row segment in the column matrix
+  index_t oh_lo, oh_hi, ow_lo, ow_hi;  // outputs whose input lies inside
+  index_t ih0, iw0;   // input position of output (0, 0): i*dilation - padding
+};
+
+// Visits every tap of channels [c0, c0 + C/g) of samples [n0, n0 + count),
+// parallel over (sample, channel), so each input plane is touched by one
+// thread only. im2col and its adjoint col2im share this traversal and differ
+// only in the direction of the copy.
+template <class Visit>
+void for_each_kernel_tap(const Conv2dGeometry& g, index_t n0, index_t count, index_t c0, Visit&& visit) {
+  const index_t cpg = g.in_channels_per_group(), kh = g.kernel.h, kw = g.kernel.w;
+  const index_t row_stride = count * g.out_plane();
 #pragma omp parallel for collapse(2) schedule(static)
   for (index_t s = 0; s < count; ++s) {
     for (index_t c = 0; c < cpg; ++c) {
-      const T* plane = x + ((n0 + s) * g.in_channels + c0 + c) * g.in_plane();
+      KernelTap t{};
+      t.plane = (n0 + s) * g.in_channels + c0 + c;
       for (index_t i = 0; i < kh; ++i) {
-        index_t oh_lo, oh_hi;
-        valid_output_range(g.in_h, g.out_h, g.stride.h, g.padding.h, i * g.dilation.h, oh_lo, oh_hi);
+        t.ih0 = i * g.dilation.h - g.padding.h;
+        valid_output_range(g.in_h, g.out_h, g.stride.h, g.padding.h, i * g.dilation.h, t.oh_lo, t.oh_hi);
         for (index_t j = 0; j < kw; ++j) {
-          index_t ow_lo, ow_hi;
-          valid_output_range(g.in_w, g.out_w, g.stride.w, g.padding.w, j * g.dilation.w, ow_lo, ow_hi);
-          T* dst = col + ((c * kh + i) * kw + j) * row_stride + s * ohw;
-          for (index_t oh = 0; oh < g.out_h; ++oh) {
-            T* out_row = dst + oh * g.out_w;
-            if (oh < oh_lo || oh >= oh_hi) {
-              std::fill(out_row, out_row + g.out_w, T(0));
-              continue;
-            }
-            const T* in_row = plane + (oh * g.stride.h - g.padding.h + i * g.dilation.h) * g.in_w;
-            const index_t iw0 = -g.padding.w + j * g.dilation.w;
-            std::fill(out_row, out_row + ow_lo, T(0));
-            if (g.stride.w == 1) {
-              std::memcpy(out_row + ow_lo, in_row + ow_lo + iw0, static_cast<std::size_t>(ow_hi - ow_lo) * sizeof(T));
-            } else {
-              for (index_t ow = ow_lo; ow < ow_hi; ++ow) out_row[ow] = in_row[ow * g.stride.w + iw0];
-            }
-            std::fill(out_row + ow_hi, out_row + g.out_w, T(0));
-          }
+          t.iw0 = j * g.dilation.w - g.padding.w;
+          valid_output_range(g.in_w, g.out_w, g.stride.w, g.padding.w, j * g.dilation.w, t.ow_lo, t.ow_hi);
+          t.col_row = ((c * kh + i) * kw + j) * row_stride + s * g.out_plane();
+          visit(t);
         }
       }
     }
   }
 }
 
+// Unfolds channels [c0, c0 + C/g) of samples [n0, n0 + count) into `col`,
+// laid out [K rows][count * OHW columns]; padding reads as zero.
+template <class T>
+void im2col(const Conv2dGeometry& g, const T* x, index_t n0, index_t count, index_t c0, T* col) {
+  for_each_kernel_tap(g, n0, count, c0, [&](const KernelTap& t) {
+    const T* plane = x + t.plane * g.in_plane();
+    for (index_t oh = 0; oh < g.out_h; ++oh) {
+      T* out_row = col + t.col_row + oh * g.out_w;
+      if (oh < t.oh_lo || oh >= t.oh_hi) {
+        std::fill(out_row, out_row + g.out_w, T(0));
+        continue;
+      }
+      const T* in_row = plane + (oh * g.stride.h + t.ih0) * g.in_w;
+      std::fill(out_row, out_row + t.ow_lo, T(0));
+      if (g.stride.w == 1) {
+        std::memcpy(out_row + t.ow_lo, in_row + t.ow_lo + t.iw0, static_cast<std::size_t>(t.ow_hi - t.ow_lo) * sizeof(T));
+      } else {
+        for (index_t ow = t.ow_lo; ow < t.ow_hi; ++ow) out_row[ow] = in_row[ow * g.stride.w + t.iw0];
+      }
+      std::fill(out_row + t.ow_hi, out_row + g.out_w, T(0));
+    }
+  });
+}
+
 // The adjoint of im2col: adds the columns back into channels [c0, c0 + C/g)
-// of dx. Each (sample, channel) plane is written by one thread only.
+// of dx (padding positions are dropped).
 template <class T>
 void col2im_add(const Conv2dGeometry& g, const T* col, index_t n0, index_t count, index_t c0, T* dx) {
-  const index_t cpg = g.in_channels_per_group();
-  const index_t kh = g.kernel.h, kw = g.kernel.w, ohw = g.out_plane();
-  const index_t row_stride = count * ohw;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (index_t s = 0; s < count; ++s) {
-    for (index_t c = 0; c < cpg; ++c) {
-      T* plane = dx + ((n0 + s) * g.in_channels + c0 + c) * g.in_plane();
-      for (index_t i = 0; i < kh; ++i) {
-        index_t oh_lo, oh_hi;
-        valid_output_range(g.in_h, g.out_h, g.stride.h, g.padding.h, i * g.dilation.h, oh_lo, oh_hi);
-        for (index_t j = 0; j < kw; ++j) {
-          index_t ow_lo, ow_hi;
-          valid_output_range(g.in_w, g.out_w, g.stride.w, g.padding.w, j * g.dilation.w, ow_lo, ow_hi);
-          const T* src = col + ((c * kh + i) * kw + j) * row_stride + s * ohw;
-          const index_t iw0 = -g.padding.w + j * g.dilation.w;
-          for (index_t oh = oh_lo; oh < oh_hi; ++oh) {
-            T* in_row = plane + (oh * g.stride.h - g.padding.h + i * g.dilation.h) * g.in_w;
-            const T* col_row = src + oh * g.out_w;
-            for (index_t ow = ow_lo; ow < ow_hi; ++ow) in_row[ow * g.stride.w + iw0] += col_row[ow];
-          }
-        }
-      }
+  for_each_kernel_tap(g, n0, count, c0, [&](const KernelTap& t) {
+    T* plane = dx + t.plane * g.in_plane();
+    for (index_t oh = t.oh_lo; oh < t.oh_hi; ++oh) {
+      T* in_row = plane + (oh * g.stride.h + t.ih0) * g.in_w;
+      const T* col_row = col + t.col_row + oh * g.out_w;
+      for (index_t ow = t.ow_lo; ow < t.ow_hi; ++ow) in_row[ow * g.stride.w + t.iw0] += col_row[ow];
     }
-  }
+  });
 }
 
 // Copies output channels [o0, o0 + OC/g) of samples [n0, n0 + count) of an

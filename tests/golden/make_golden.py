@@ -479,16 +479,20 @@ def self_check(w):
     return total
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def setup(description):
+    """Parses --out and makes torch deterministic; shared by both generators."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--out", default=DEFAULT_OUT, help="output directory (default: %(default)s)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     torch.set_default_dtype(torch.float32)
+    return args
 
+
+def main():
+    args = setup(__doc__.splitlines()[0])
     w = Writer(args.out)
     conv2d_cases(w)
     batchnorm2d_cases(w)

@@ -45,7 +45,6 @@ rounding to float32):
 The safetensors writer/reader is the one in make_golden.py (imported).
 """
 
-import argparse
 import math
 import os
 import sys
@@ -61,9 +60,8 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_golden import read_file, self_check, to_numpy, write_file  # noqa: E402
+from make_golden import read_file, self_check, setup, to_numpy, write_file  # noqa: E402
 
-DEFAULT_OUT = os.path.join(HERE, "fixtures")
 GENERATOR = "tests/golden/make_model_golden.py"
 PREFIXES = ("block__", "model__", "names__", "fill__")
 
@@ -747,14 +745,7 @@ def d2l_self_check(log):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output directory (default: %(default)s)")
-    args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    torch.set_default_dtype(torch.float32)
+    args = setup(__doc__.splitlines()[0])
 
     log = print
     d2l_self_check(log)

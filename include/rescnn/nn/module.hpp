@@ -148,11 +148,13 @@ class Module {
   // Whether forward should keep what backward needs.
   static bool recording() { return is_grad_enabled(); }
 
-  // Throws when backward is called without a recorded forward.
-  void require_forward(const TensorT& cached) const {
-    check<Error>(cached.defined(), type_name(),
+  // Throws when backward is called without a recorded forward; `cached` is
+  // what forward kept for backward.
+  void require_forward(bool recorded) const {
+    check<Error>(recorded, type_name(),
                  ".backward: no forward pass was recorded (call forward first, outside NoGradGuard)");
   }
+  void require_forward(const TensorT& cached) const { require_forward(cached.defined()); }
 
  private:
   void collect_parameters(const std::string& prefix, std::vector<std::pair<std::string, ParameterT*>>& out) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "rescnn/nn/module.hpp"
 #include "rescnn/ops/pooling.hpp"
@@ -64,7 +65,7 @@ class MaxPool2d : public Module<T, D> {
   }
 
   TensorT backward(const TensorT& grad_output) override {
-    check<Error>(argmax_.defined(), type_name(), ".backward: no forward pass was recorded");
+    this->require_forward(argmax_.defined());
     TensorT dx = ops::maxpool2d_backward(input_shape_, grad_output, params_, argmax_);
     argmax_ = {};
     return dx;
@@ -97,17 +98,14 @@ class AvgPool2d : public Module<T, D> {
 
   TensorT forward(const TensorT& x) override {
     TensorT y = ops::avgpool2d_forward(x, params_, count_include_pad_);
-    if (this->recording()) {
-      input_shape_ = x.shape();
-      recorded_ = true;
-    }
+    if (this->recording()) input_shape_ = x.shape();
     return y;
   }
 
   TensorT backward(const TensorT& grad_output) override {
-    check<Error>(recorded_, type_name(), ".backward: no forward pass was recorded");
-    recorded_ = false;
-    return ops::avgpool2d_backward(input_shape_, grad_output, params_, count_include_pad_);
+    this->require_forward(input_shape_.has_value());
+    const Shape input_shape = *std::exchange(input_shape_, std::nullopt);
+    return ops::avgpool2d_backward(input_shape, grad_output, params_, count_include_pad_);
   }
 
   Shape output_shape(const Shape& input) const override {
@@ -121,8 +119,7 @@ class AvgPool2d : public Module<T, D> {
  private:
   ops::Pool2dParams params_;
   bool count_include_pad_;
-  Shape input_shape_;
-  bool recorded_ = false;
+  std::optional<Shape> input_shape_;  // set by a recorded forward
 };
 
 // Averages each of output_size bins; output_size 1 is global average pooling.
@@ -138,17 +135,14 @@ class AdaptiveAvgPool2d : public Module<T, D> {
 
   TensorT forward(const TensorT& x) override {
     TensorT y = ops::adaptive_avgpool2d_forward(x, output_size_);
-    if (this->recording()) {
-      input_shape_ = x.shape();
-      recorded_ = true;
-    }
+    if (this->recording()) input_shape_ = x.shape();
     return y;
   }
 
   TensorT backward(const TensorT& grad_output) override {
-    check<Error>(recorded_, type_name(), ".backward: no forward pass was recorded");
-    recorded_ = false;
-    return ops::adaptive_avgpool2d_backward(input_shape_, grad_output, output_size_);
+    this->require_forward(input_shape_.has_value());
+    const Shape input_shape = *std::exchange(input_shape_, std::nullopt);
+    return ops::adaptive_avgpool2d_backward(input_shape, grad_output, output_size_);
   }
 
   Shape output_shape(const Shape& input) const override {
@@ -159,8 +153,7 @@ class AdaptiveAvgPool2d : public Module<T, D> {
 
  private:
   Size2 output_size_;
-  Shape input_shape_;
-  bool recorded_ = false;
+  std::optional<Shape> input_shape_;  // set by a recorded forward
 };
 
 }  // namespace rescnn::nn

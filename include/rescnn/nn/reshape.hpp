@@ -1,6 +1,9 @@
 // rescnn/nn/reshape.hpp — Flatten and Identity: layers that move no data.
 #pragma once
 
+#include <optional>
+#include <utility>
+
 #include "rescnn/nn/module.hpp"
 
 namespace rescnn::nn {
@@ -13,17 +16,13 @@ class Flatten : public Module<T, D> {
 
   TensorT forward(const TensorT& x) override {
     const Shape out = output_shape(x.shape());
-    if (this->recording()) {
-      input_shape_ = x.shape();
-      recorded_ = true;
-    }
+    if (this->recording()) input_shape_ = x.shape();
     return x.reshape(out);
   }
 
   TensorT backward(const TensorT& grad_output) override {
-    check<Error>(recorded_, type_name(), ".backward: no forward pass was recorded");
-    recorded_ = false;
-    return grad_output.reshape(input_shape_);
+    this->require_forward(input_shape_.has_value());
+    return grad_output.reshape(*std::exchange(input_shape_, std::nullopt));
   }
 
   Shape output_shape(const Shape& input) const override {
@@ -34,8 +33,7 @@ class Flatten : public Module<T, D> {
   std::string extra_repr() const override { return "start_dim=1, end_dim=-1"; }
 
  private:
-  Shape input_shape_;
-  bool recorded_ = false;
+  std::optional<Shape> input_shape_;  // set by a recorded forward
 };
 
 template <class T, class D = Cpu>

@@ -17,7 +17,10 @@ namespace {
 
 std::string shape_list(const Shape& s) {
   std::string out;
-  for (index_t d : s) out += (out.empty() ? "" : ",") + std::to_string(d);
+  for (index_t d : s) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(d);
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -51,7 +52,9 @@ class D2lResNet : public nn::Sequential<T, D> {
             nn::ResidualOptions{channels, num_channels, downsample || channels != num_channels, downsample ? 2 : 1}));
         channels = num_channels;
       }
-      this->push_back("b" + std::to_string(i + 2), stage);
+      std::string name = "b";  // appended, not "b" + ...: GCC 12 -Wrestrict false positive (PR 105329)
+      name += std::to_string(i + 2);
+      this->push_back(std::move(name), stage);
     }
     auto last = std::make_shared<nn::Sequential<T, D>>();
     last->push_back(std::make_shared<nn::AdaptiveAvgPool2d<T, D>>(Size2(1)));

@@ -11,6 +11,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "rescnn/nn/blocks.hpp"
@@ -82,7 +84,9 @@ class ResNet : public nn::Sequential<T, D> {
               inplanes, planes[stage], stride, downsample, config_.groups, config_.width_per_group}));
         inplanes = planes[stage] * expansion;
       }
-      this->push_back("layer" + std::to_string(stage + 1), layer);
+      std::string name = "layer";  // appended, not "layer" + ...: GCC 12 -Wrestrict false positive (PR 105329)
+      name += std::to_string(stage + 1);
+      this->push_back(std::move(name), layer);
     }
     this->push_back("avgpool", std::make_shared<nn::AdaptiveAvgPool2d<T, D>>(Size2(1)));
     this->push_back("flatten", std::make_shared<nn::Flatten<T, D>>());

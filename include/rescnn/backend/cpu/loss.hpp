@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "rescnn/core/shape.hpp"
 
@@ -14,8 +15,11 @@ namespace rescnn::cpu {
 // finite for any logits (log-sum-exp trick). Labels are validated by ops::.
 template <class T>
 T cross_entropy_forward(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, T* probs) {
-  double total = 0;
-#pragma omp parallel for reduction(+ : total) schedule(static)
+  // Per-row losses summed afterwards in row order: an OpenMP reduction would
+  // combine the threads' partial sums in an unspecified order, and a resumed
+  // training run must reproduce its losses bit for bit.
+  std::vector<double> row_loss(static_cast<std::size_t>(batch));
+#pragma omp parallel for schedule(static)
   for (index_t n = 0; n < batch; ++n) {
     const T* z = logits + n * classes;
     T* p = probs + n * classes;
@@ -24,8 +28,10 @@ T cross_entropy_forward(index_t batch, index_t classes, const T* logits, const s
     for (index_t k = 0; k < classes; ++k) sum += std::exp(static_cast<double>(z[k] - zmax));
     const double log_sum = std::log(sum);
     for (index_t k = 0; k < classes; ++k) p[k] = static_cast<T>(std::exp(static_cast<double>(z[k] - zmax) - log_sum));
-    total += log_sum - static_cast<double>(z[labels[n]] - zmax);
+    row_loss[static_cast<std::size_t>(n)] = log_sum - static_cast<double>(z[labels[n]] - zmax);
   }
+  double total = 0;
+  for (double l : row_loss) total += l;
   return static_cast<T>(total / static_cast<double>(batch));
 }
 

@@ -18,6 +18,7 @@
 
 #include "rescnn/io/json.hpp"
 #include "rescnn/io/safetensors.hpp"
+#include "support/temp_dir.hpp"
 
 #ifndef RESCNN_GOLDEN_DIR
 #error "RESCNN_GOLDEN_DIR must name tests/golden/fixtures"
@@ -36,24 +37,7 @@ namespace json = rescnn::io::json;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with its contents.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("rescnn_test_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
-            std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using rescnn::testing::TempDir;
 
 std::vector<std::byte> read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

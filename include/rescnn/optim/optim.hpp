@@ -1,0 +1,8 @@
+// rescnn/optim/optim.hpp — all optimizers and learning-rate schedules.
+#pragma once
+
+#include "rescnn/optim/adam.hpp"
+#include "rescnn/optim/make_schedule.hpp"
+#include "rescnn/optim/optimizer.hpp"
+#include "rescnn/optim/schedule.hpp"
+#include "rescnn/optim/sgd.hpp"

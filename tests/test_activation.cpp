@@ -1,6 +1,9 @@
 // ReLU, Flatten and Identity: gradients, golden values, bad input.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+
 #include "rescnn/nn/activation.hpp"
 #include "rescnn/nn/reshape.hpp"
 #include "support/compare.hpp"
@@ -65,4 +68,16 @@ TEST_CASE("ReLU and Flatten reject backward without forward and mismatched gradi
   CHECK_THROWS_AS(relu.backward(Tensor<float>::zeros({3, 2})), ShapeError);
   nn::Flatten<float> flatten;
   CHECK_THROWS_WITH(flatten.backward(Tensor<float>::zeros({2})), Contains("no forward pass was recorded"));
+}
+
+TEST_CASE("ReLU propagates NaN forward and passes its gradient, as PyTorch does", "[activation]") {
+  // A NaN turned into 0 here would hide a diverged run from the trainer.
+  nn::ReLU<float> relu;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const auto y = relu.forward(Tensor<float>::from_vector({3}, {nan, -1.0f, 2.0f}));
+  REQUIRE(std::isnan(y.to_vector()[0]));
+  REQUIRE(y.to_vector()[1] == 0.0f);
+  REQUIRE(y.to_vector()[2] == 2.0f);
+  const auto dx = relu.backward(Tensor<float>::from_vector({3}, {5.0f, 6.0f, 7.0f})).to_vector();
+  REQUIRE(dx == std::vector<float>{5.0f, 0.0f, 7.0f});  // torch: threshold_backward passes where y > 0 or NaN
 }

@@ -1,6 +1,9 @@
 // MaxPool2d, AvgPool2d, AdaptiveAvgPool2d: gradients, golden values, bad input.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
+
 #include "rescnn/nn/pooling.hpp"
 #include "support/compare.hpp"
 #include "support/golden.hpp"
@@ -110,4 +113,16 @@ TEST_CASE("Pooling layers reject invalid options and inputs", "[pooling][errors]
   CHECK_THROWS_AS(pool.forward(Tensor<float>::zeros({1, 1, 2, 5})), ShapeError);
   CHECK_THROWS_WITH(pool.forward(Tensor<float>::zeros({1, 5, 5})), Contains("expected input of shape (N, C, H, W)"));
   CHECK_THROWS_WITH(pool.backward(Tensor<float>::zeros({1, 1, 2, 2})), Contains("no forward pass was recorded"));
+}
+
+TEST_CASE("MaxPool2d propagates a NaN anywhere in its window, as PyTorch does", "[pooling]") {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  nn::MaxPool2d<float> pool({.kernel_size = 2});
+  // The NaN comes first in one window, last in another, and larger values
+  // follow it: the result is NaN either way (torch.max_pool2d gives the same).
+  const auto y = pool.forward(Tensor<float>::from_vector({1, 1, 2, 4}, {nan, 1, 3, 4,  //
+                                                                       5, 6, 7, nan}))
+                     .to_vector();
+  REQUIRE(std::isnan(y[0]));
+  REQUIRE(std::isnan(y[1]));
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 
@@ -28,8 +29,9 @@ void maxpool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* 
             const index_t iw = ow * g.stride.w - g.padding.w + j * g.dilation.w;
             if (iw < 0 || iw >= g.in_w) continue;
             const T v = p[ih * g.in_w + iw];
-            // `!(v <= best)` also selects a NaN, which then propagates, as in PyTorch.
-            if (best_at < 0 || !(v <= best)) {
+            // A NaN wins and then stays (nothing compares greater than it),
+            // as in PyTorch: a NaN must propagate, not be skipped.
+            if (best_at < 0 || v > best || (std::isnan(v) && !std::isnan(best))) {
               best = v;
               best_at = ih * g.in_w + iw;
             }

@@ -1,0 +1,242 @@
+// rescnn/train/trainer.hpp — the training loop: d2l's Trainer.fit for C++.
+//
+//   rn::train::Trainer trainer({.max_epochs = 10, .metrics_csv = "metrics.csv", .plot_svg = "curves.svg"});
+//   rn::train::History h = trainer.fit(*model, optimizer, data);
+//
+// Each epoch trains on data.train() in train mode (forward, cross-entropy,
+// backward, optimizer step, with the schedule setting the learning rate
+// before every step), then evaluates on data.test() in eval mode without
+// recording gradients, and reports one line:
+//   epoch=1 train_loss=… val_loss=… val_acc=… imgs_per_s=… seconds=…
+// On a terminal a progress bar with ETA runs on stderr during the epoch;
+// otherwise only the epoch lines are written (logs stay one line per epoch).
+//
+// After every epoch the metrics CSV, the SVG curves and the checkpoint are
+// rewritten atomically. With `resume`, fit continues from the checkpoint:
+// model, optimizer, epoch, generator and history are restored, and since the
+// data order depends only on (seed, epoch) and schedules only on the step
+// count, the remaining epochs reproduce an uninterrupted run bit for bit.
+//
+// A non-finite loss stops training with TrainingDiverged naming the epoch and
+// step; nothing is written for that epoch, so the last checkpoint is the last
+// good state.
+#pragma once
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "rescnn/io/checkpoint.hpp"
+#include "rescnn/nn/loss.hpp"
+#include "rescnn/nn/module.hpp"
+#include "rescnn/optim/optimizer.hpp"
+#include "rescnn/optim/schedule.hpp"
+#include "rescnn/train/metrics.hpp"
+#include "rescnn/train/plot.hpp"
+#include "rescnn/train/progress.hpp"
+
+namespace rescnn::train {
+
+// Thrown when the training loss becomes NaN or infinite.
+class TrainingDiverged : public Error {
+ public:
+  using Error::Error;
+};
+
+enum class ProgressMode {
+  Auto,    // a bar when stderr is a terminal, nothing otherwise
+  Bar,     // always draw the bar (on stderr)
+  Silent,  // never
+};
+
+struct TrainerOptions {
+  std::int64_t max_epochs = 10;
+  // Sets the learning rate before every step; null keeps the optimizer's.
+  std::shared_ptr<const optim::LrSchedule> schedule{};
+  std::filesystem::path metrics_csv{};  // empty: no CSV
+  std::filesystem::path plot_svg{};   // empty: no plot
+  std::filesystem::path checkpoint{};  // empty: no checkpoints; else written after every epoch
+  bool resume = false;                // continue from `checkpoint` when it exists
+  std::string plot_title{};
+  ProgressMode progress = ProgressMode::Auto;
+  std::ostream* log = &std::cout;  // epoch lines; null: none
+  // Called after every epoch with its metrics, and after every step with
+  // (epoch, step, loss); either may be empty.
+  std::function<void(const EpochMetrics&)> on_epoch{};
+  std::function<void(std::int64_t epoch, std::int64_t step, double loss)> on_step{};
+  // Entries stored in checkpoints that a resumed run must match (the
+  // example stores its model and data settings); a mismatch is a ValueError.
+  std::map<std::string, std::string> run_settings{};
+};
+
+inline void validate(const TrainerOptions& o) {
+  check<ValueError>(o.max_epochs >= 1, "Trainer: max_epochs must be >= 1, got ", o.max_epochs);
+  check<ValueError>(!o.resume || !o.checkpoint.empty(), "Trainer: resume needs a checkpoint path");
+}
+
+struct EvalResult {
+  double loss = 0;
+  double accuracy = 0;
+  std::int64_t samples = 0;
+};
+
+// Mean cross-entropy and accuracy of `model` over `loader` (epoch 0 order),
+// in eval mode and without recording gradients; restores the mode after.
+template <class T, class D, class Loader>
+EvalResult evaluate(nn::Module<T, D>& model, Loader& loader) {
+  const bool was_training = model.is_training();
+  model.eval();
+  nn::NoGradGuard no_grad;
+  nn::CrossEntropyLoss<T, D> criterion;
+  double loss_sum = 0;
+  std::int64_t correct = 0, samples = 0;
+  loader.start_epoch(0);
+  while (auto batch = loader.next()) {
+    const auto logits = model.forward(batch->images);
+    const std::int64_t n = batch->labels.numel();
+    loss_sum += static_cast<double>(criterion(logits, batch->labels)) * static_cast<double>(n);
+    correct += ops::count_correct(logits, batch->labels);
+    samples += n;
+  }
+  model.train(was_training);
+  check<ValueError>(samples > 0, "evaluate: the loader produced no samples");
+  return {loss_sum / static_cast<double>(samples), static_cast<double>(correct) / static_cast<double>(samples),
+          samples};
+}
+
+class Trainer {
+ public:
+  explicit Trainer(TrainerOptions options = {}) : options_(std::move(options)) { validate(options_); }
+
+  const TrainerOptions& options() const { return options_; }
+
+  // Trains `model` with `optimizer` on data.train(), validating on
+  // data.test() every epoch; returns the history of the whole run (resumed
+  // epochs included).
+  template <class T, class D, class Data>
+  History fit(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, Data& data) {
+    auto& train_loader = data.train();
+    auto& test_loader = data.test();
+    const std::int64_t steps_per_epoch = train_loader.num_batches();
+    check<ValueError>(steps_per_epoch >= 1, "Trainer: the training loader has no batches");
+
+    History history;
+    std::int64_t first_epoch = 1;
+    if (options_.resume && std::filesystem::exists(options_.checkpoint)) {
+      history = resume(model, optimizer, steps_per_epoch);
+      first_epoch = history.empty() ? 1 : history.back().epoch + 1;
+    }
+
+    const bool bar_on = options_.progress == ProgressMode::Bar ||
+                        (options_.progress == ProgressMode::Auto && is_terminal(stderr));
+    ProgressBar bar(stderr, bar_on);
+    nn::CrossEntropyLoss<T, D> criterion;
+    using Clock = std::chrono::steady_clock;
+
+    for (std::int64_t epoch = first_epoch; epoch <= options_.max_epochs; ++epoch) {
+      const auto epoch_start = Clock::now();
+      model.train();
+      train_loader.start_epoch(epoch);
+      bar.start(epoch, options_.max_epochs, steps_per_epoch);
+      double loss_sum = 0;
+      std::int64_t correct = 0, samples = 0, step = 0;
+      double train_seconds = 0;
+      auto step_start = Clock::now();
+      while (auto batch = train_loader.next()) {
+        ++step;
+        if (options_.schedule) options_.schedule->apply(optimizer);
+        optimizer.zero_grad();
+        const auto logits = model.forward(batch->images);
+        const double loss = static_cast<double>(criterion(logits, batch->labels));
+        if (!std::isfinite(loss)) {
+          bar.finish();
+          throw TrainingDiverged(rescnn::detail::concat(
+              "training diverged: the loss is ", std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf", " at epoch ", epoch, ", step ", step, " of ",
+              steps_per_epoch, " (learning rate ", optimizer.lr(), ")",
+              options_.checkpoint.empty() ? std::string()
+                                          : "; the last checkpoint '" + options_.checkpoint.string() +
+                                                "' holds the last good state"));
+        }
+        model.backward(criterion.backward());
+        optimizer.step();
+
+        const std::int64_t n = batch->labels.numel();
+        loss_sum += loss * static_cast<double>(n);
+        correct += ops::count_correct(logits, batch->labels);
+        samples += n;
+        const auto now = Clock::now();
+        train_seconds += std::chrono::duration<double>(now - step_start).count();
+        step_start = now;
+        if (options_.on_step) options_.on_step(epoch, step, loss);
+        bar.update(step, loss_sum / static_cast<double>(samples), static_cast<double>(samples) / train_seconds);
+      }
+      bar.finish();
+
+      const EvalResult val = evaluate(model, test_loader);
+      EpochMetrics m;
+      m.epoch = epoch;
+      m.train_loss = loss_sum / static_cast<double>(samples);
+      m.train_acc = static_cast<double>(correct) / static_cast<double>(samples);
+      m.val_loss = val.loss;
+      m.val_acc = val.accuracy;
+      m.lr = optimizer.lr();
+      m.images_per_second = static_cast<double>(samples) / train_seconds;
+      m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+      history.add(m);
+      write_outputs(model, optimizer, history, steps_per_epoch);
+      if (options_.log) *options_.log << format_epoch_line(m) << std::endl;
+      if (options_.on_epoch) options_.on_epoch(m);
+    }
+    return history;
+  }
+
+ private:
+  template <class T, class D>
+  void write_outputs(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, const History& history,
+                     std::int64_t steps_per_epoch) {
+    if (!options_.metrics_csv.empty()) write_csv(history, options_.metrics_csv);
+    if (!options_.plot_svg.empty()) write_svg(history, options_.plot_svg, {.title = options_.plot_title});
+    if (!options_.checkpoint.empty()) {
+      io::CheckpointInfo info;
+      info.epoch = history.back().epoch;
+      info.rng = default_generator().state();
+      info.extra = options_.run_settings;
+      info.extra["steps_per_epoch"] = std::to_string(steps_per_epoch);
+      info.extra["history"] = to_csv_text(history);
+      io::save_checkpoint(options_.checkpoint, model, optimizer, info);
+    }
+  }
+
+  template <class T, class D>
+  History resume(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, std::int64_t steps_per_epoch) {
+    const std::string where = "Trainer: cannot resume from '" + options_.checkpoint.string() + "': ";
+    // Check the run's settings before anything is loaded into the model.
+    const io::CheckpointInfo saved = io::checkpoint_info(io::SafeTensors::load(options_.checkpoint));
+    auto settings = options_.run_settings;
+    settings["steps_per_epoch"] = std::to_string(steps_per_epoch);
+    for (const auto& [key, value] : settings) {
+      const auto it = saved.extra.find(key);
+      check<ValueError>(it != saved.extra.end(), where, "it does not record '", key, "'");
+      check<ValueError>(it->second == value, where, "it was written with ", key, "=", it->second,
+                        ", this run has ", key, "=", value, " (resume with the same settings)");
+    }
+    const io::CheckpointInfo info = io::load_checkpoint(options_.checkpoint, model, optimizer);
+    default_generator().set_state(info.rng);
+    const auto it = info.extra.find("history");
+    History history = it == info.extra.end() ? History() : parse_csv_text(it->second, options_.checkpoint.string());
+    check<IoError>(history.empty() ? info.epoch == 0 : history.back().epoch == info.epoch, where,
+                   "its history does not end at its epoch ", info.epoch);
+    return history;
+  }
+
+  TrainerOptions options_;
+};
+
+}  // namespace rescnn::train

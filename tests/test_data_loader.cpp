@@ -314,9 +314,10 @@ TEST_CASE("FashionMNIST bundles a shuffled, augmented train loader and a plain t
                          .augment = true,
                          .normalize = std::pair{0.2860f, 0.3530f},
                          .limit = 12000,
+                         .test_limit = 3000,
                          .seed = 17});
   REQUIRE(fm.train().num_samples() == 12000);
-  REQUIRE(fm.test().num_samples() == 10000);  // min(limit, 10000)
+  REQUIRE(fm.test().num_samples() == 3000);
   REQUIRE(fm.train().num_batches() == 120);
   REQUIRE(fm.test().image_height() == 32);
   const auto& tr = fm.train().options();
@@ -346,4 +347,6 @@ TEST_CASE("FashionMNIST bundles a shuffled, augmented train loader and a plain t
   REQUIRE_THROWS_WITH(data::FashionMNIST({.root = "/nonexistent/fm"}),
                       Contains("apt-get install dataset-fashion-mnist"));
   REQUIRE_THROWS_WITH(data::FashionMNIST({.limit = 60001}), Contains("limit 60001 exceeds the 60000 images"));
+  REQUIRE_THROWS_WITH(data::FashionMNIST({.test_limit = 10001}), Contains("limit 10001 exceeds the 10000 images"));
+  REQUIRE(data::FashionMNIST({.limit = 100}).test().num_samples() == 10000);  // limit is for training only
 }

@@ -32,9 +32,8 @@ struct FashionMnistOptions {
   bool antialias = false;   // see LoaderOptions::antialias
   bool augment = false;     // train only: random crop (padding round(4 * size / 28)) + horizontal flip
   std::optional<std::pair<float, float>> normalize = std::nullopt;  // (mean, std) after scaling to [0, 1]
-  // > 0: keep the first `limit` training images (at most 60000) and the first
-  // min(limit, 10000) test images, for quick runs.
-  std::int64_t limit = 0;
+  std::int64_t limit = 0;       // > 0: train on the first `limit` images only (at most 60000)
+  std::int64_t test_limit = 0;  // > 0: evaluate on the first `test_limit` test images (at most 10000)
   std::uint64_t seed = 0;  // shuffling and augmentation of the train loader
   int prefetch = 2;
 };
@@ -78,13 +77,12 @@ class FashionMNIST {
   static FashionMnistOptions validated(FashionMnistOptions o) {
     detail::validate(loader_options(o, /*train=*/true));
     check(o.limit >= 0, "FashionMNIST: limit ", o.limit, " is negative (0 keeps every image)");
+    check(o.test_limit >= 0, "FashionMNIST: test_limit ", o.test_limit, " is negative (0 keeps every image)");
     return o;
   }
 
   static std::shared_ptr<const ImageSet> load_test(const FashionMnistOptions& o) {
-    ImageSet set = load_fashion_mnist(o.root, Split::Test);
-    if (o.limit > 0 && o.limit < set.size()) detail::keep_first(set, o.limit);
-    return std::make_shared<const ImageSet>(std::move(set));
+    return std::make_shared<const ImageSet>(load_fashion_mnist(o.root, Split::Test, o.test_limit));
   }
 
   FashionMnistOptions opt_;

@@ -255,6 +255,23 @@ TEST_CASE("Resuming refuses a checkpoint written with other settings", "[trainer
   REQUIRE(rn::train::Trainer(options).fit(*model, sgd, data).size() == 2);
 }
 
+TEST_CASE("Outputs that cannot be written fail before training starts", "[trainer][errors]") {
+  TempDir tmp("rescnn_trainer");
+  SmallFashionMnist data(32, 32, {.batch_size = 32});
+  auto model = small_model();
+  rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01});
+  std::int64_t steps = 0;
+  const auto count = [&](std::int64_t, std::int64_t, double) { ++steps; };
+  REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .checkpoint = tmp / "missing" / "ck.safetensors",
+                                          .log = nullptr, .on_step = count})
+                          .fit(*model, sgd, data),
+                      Catch::Contains("cannot write the checkpoint") && Catch::Contains("does not exist"));
+  REQUIRE_THROWS_WITH(
+      rn::train::Trainer({.max_epochs = 1, .plot_svg = tmp.path, .log = nullptr, .on_step = count}).fit(*model, sgd, data),
+      Catch::Contains("cannot write the plot") && Catch::Contains("it is a directory"));
+  REQUIRE(steps == 0);
+}
+
 TEST_CASE("Trainer options are validated", "[trainer][errors]") {
   REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 0}), Catch::Contains("max_epochs must be >= 1, got 0"));
   REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .resume = true}),

@@ -127,6 +127,10 @@ class Trainer {
     const std::int64_t steps_per_epoch = train_loader.num_batches();
     check<ValueError>(steps_per_epoch >= 1, "Trainer: the training loader has no batches");
 
+    check_writable(options_.metrics_csv, "metrics CSV");
+    check_writable(options_.plot_svg, "plot");
+    check_writable(options_.checkpoint, "checkpoint");
+
     History history;
     std::int64_t first_epoch = 1;
     if (options_.resume && std::filesystem::exists(options_.checkpoint)) {
@@ -198,6 +202,19 @@ class Trainer {
   }
 
  private:
+  // Fails before the first epoch, not after it, when an output cannot be
+  // written: its directory must exist and the path must not be a directory.
+  static void check_writable(const std::filesystem::path& file, const char* what) {
+    if (file.empty()) return;
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const fs::path dir = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+    check<IoError>(fs::is_directory(dir, ec), "Trainer: cannot write the ", what, " '", file.string(),
+                   "': the directory '", dir.string(), "' does not exist");
+    check<IoError>(!fs::is_directory(file, ec), "Trainer: cannot write the ", what, " '", file.string(),
+                   "': it is a directory");
+  }
+
   template <class T, class D>
   void write_outputs(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, const History& history,
                      std::int64_t steps_per_epoch) {

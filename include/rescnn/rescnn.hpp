@@ -8,3 +8,8 @@
 #include "rescnn/core/tensor.hpp"
 #include "rescnn/models/models.hpp"
 #include "rescnn/nn/nn.hpp"
+#include "rescnn/data/data.hpp"
+#include "rescnn/io/checkpoint.hpp"
+#include "rescnn/io/state_dict.hpp"
+#include "rescnn/optim/optim.hpp"
+#include "rescnn/train/train.hpp"

@@ -20,6 +20,7 @@
 
 #include "rescnn/data/fashion_mnist.hpp"
 #include "rescnn/data/idx.hpp"
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace data = rescnn::data;
@@ -31,21 +32,9 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("rescnn_test_data_idx_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter++) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+// Each test writes into its own directory, removed afterwards.
+struct TempDir : rescnn::testing::TempDir {
+  TempDir() : rescnn::testing::TempDir("rescnn_test_data_idx") {}
 };
 
 // The header of an IDX file: 0 0 type ndim, then big-endian u32 extents.

@@ -27,6 +27,7 @@
 #include "rescnn/train/metrics.hpp"
 #include "rescnn/train/plot.hpp"
 #include "rescnn/train/progress.hpp"
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace train = rescnn::train;
@@ -43,21 +44,9 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // A fresh directory under the system temp dir, removed with its contents.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("rescnn_test_train_report_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter++) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
+// Each test writes into its own directory, removed afterwards.
+struct TempDir : rescnn::testing::TempDir {
+  TempDir() : rescnn::testing::TempDir("rescnn_test_train_report") {}
 };
 
 std::string read_text(const fs::path& p) {

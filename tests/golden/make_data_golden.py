@@ -20,34 +20,17 @@ import os
 import sys
 import zlib
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
+import torch.nn.functional as F
 import torchvision.transforms as T
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_golden import self_check, setup, to_numpy, write_file  # noqa: E402
+from make_golden import FixtureWriter, finish, setup  # noqa: E402
 
 GENERATOR = "tests/golden/make_data_golden.py"
 PREFIXES = ("resize__",)
-
-
-class Writer:
-    def __init__(self, out_dir):
-        self.out_dir = out_dir
-        self.written = {}  # path -> (arrays, metadata)
-
-    def write(self, filename, tensors, metadata):
-        meta = {k: str(v) for k, v in metadata.items()}
-        meta["generator"] = GENERATOR
-        meta["torch_version"] = torch.__version__
-        meta["torchvision_version"] = torchvision.__version__
-        arrays = {k: to_numpy(v) for k, v in tensors.items()}
-        path = os.path.join(self.out_dir, filename)
-        write_file(path, arrays, meta)
-        self.written[path] = (arrays, meta)
 
 
 def seed_for(case):
@@ -105,18 +88,10 @@ def resize_cases(w):
 
 def main():
     args = setup(__doc__.splitlines()[0])
-    w = Writer(args.out)
+    w = FixtureWriter(args.out, GENERATOR, extra_meta={"torchvision_version": torchvision.__version__})
     resize_cases(w)
 
-    for fname in sorted(os.listdir(args.out)):
-        path = os.path.join(args.out, fname)
-        if fname.startswith(PREFIXES) and fname.endswith(".safetensors") and path not in w.written:
-            os.remove(path)
-            print(f"removed stale {fname}")
-
-    total = self_check(w)  # read every file back, as make_golden.py does
-    print(f"wrote {len(w.written)} files, {total} bytes, to {args.out}; self-check passed")
-    return 0
+    return finish(w, PREFIXES)
 
 
 if __name__ == "__main__":

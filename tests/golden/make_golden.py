@@ -183,24 +183,55 @@ def distinct_values(*shape):
     return ((perm - n / 2) / 8.0).reshape(*shape)
 
 
-class Writer:
-    def __init__(self, out_dir):
+class FixtureWriter:
+    """Writes fixture files with their provenance (the generator script, the
+    torch version and `extra_meta`), refusing non-finite floats, and remembers
+    every file for self_check(). Shared by all the generator scripts."""
+
+    def __init__(self, out_dir, generator, extra_meta=None):
         self.out_dir = out_dir
-        self.written = {}  # path -> (tensors, metadata)
+        self.generator = generator
+        self.extra_meta = dict(extra_meta or {})
+        self.written = {}  # path -> (arrays, metadata)
+
+    def write(self, filename, tensors, metadata):
+        meta = {k: str(v) for k, v in metadata.items()}
+        meta["generator"] = self.generator
+        meta["torch_version"] = torch.__version__
+        meta.update(self.extra_meta)
+        arrays = {k: to_numpy(v) for k, v in tensors.items()}
+        for k, a in arrays.items():
+            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+                raise ValueError(f"{filename}: {k} has non-finite values")
+        path = os.path.join(self.out_dir, filename)
+        write_file(path, arrays, meta)
+        self.written[path] = (arrays, meta)
+
+
+class Writer(FixtureWriter):
+    """Layer fixtures: "<layer>__<case>.safetensors" with layer and case in the metadata."""
+
+    def __init__(self, out_dir):
+        super().__init__(out_dir, "tests/golden/make_golden.py")
 
     def write(self, layer, case, tensors, metadata, filename=None):
         meta = {"layer": layer, "case": case}
-        meta.update({k: str(v) for k, v in metadata.items()})
-        meta["generator"] = "tests/golden/make_golden.py"
-        meta["torch_version"] = torch.__version__
-        name = filename or f"{layer}__{case}.safetensors"
-        path = os.path.join(self.out_dir, name)
-        arrays = {k: to_numpy(v) for k, v in tensors.items()}
-        for k, a in arrays.items():
-            if a.dtype == np.float32 and not np.all(np.isfinite(a)):
-                raise ValueError(f"{name}: {k} has non-finite values")
-        write_file(path, arrays, meta)
-        self.written[path] = (arrays, meta)
+        meta.update(metadata)
+        super().write(filename or f"{layer}__{case}.safetensors", tensors, meta)
+
+
+def finish(w, prefixes):
+    """Removes fixtures named with `prefixes` that this run did not write (cases
+    that no longer exist; other files in the directory are left alone), reads
+    every written file back (self_check) and prints a summary."""
+    for fname in sorted(os.listdir(w.out_dir)):
+        path = os.path.join(w.out_dir, fname)
+        if fname.startswith(tuple(prefixes)) and fname.endswith(".safetensors") and path not in w.written:
+            os.remove(path)
+            print(f"removed stale {fname}")
+    total = self_check(w)
+    print(f"wrote {len(w.written)} files, {total} bytes, to {w.out_dir}; self-check passed")
+    return 0
 
 
 # ---------------------------------------------------------------------------
@@ -505,19 +536,8 @@ def main():
     cross_entropy_cases(w)
     roundtrip_file(w)
 
-    # Remove stale fixtures of cases that no longer exist (only files named
-    # like ours, so an --out directory's other contents are left alone).
     layers = {meta["layer"] for _, meta in w.written.values() if "layer" in meta}
-    for name in sorted(os.listdir(args.out)):
-        path = os.path.join(args.out, name)
-        ours = name.endswith(".safetensors") and name.split("__")[0] in layers
-        if ours and path not in w.written:
-            os.remove(path)
-            print(f"removed stale {name}")
-
-    total = self_check(w)
-    print(f"wrote {len(w.written)} files, {total} bytes, to {args.out}; self-check passed")
-    return 0
+    return finish(w, [layer + "__" for layer in layers])
 
 
 if __name__ == "__main__":

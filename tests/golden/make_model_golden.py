@@ -60,7 +60,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from make_golden import read_file, self_check, setup, to_numpy, write_file  # noqa: E402
+from make_golden import FixtureWriter, finish, setup  # noqa: E402
 
 GENERATOR = "tests/golden/make_model_golden.py"
 PREFIXES = ("block__", "model__", "names__", "fill__")
@@ -306,25 +306,6 @@ def shape_str(shape):
 
 def listed_buffers(model):
     return [(n, b) for n, b in model.named_buffers() if not n.endswith("num_batches_tracked")]
-
-
-class Writer:
-    def __init__(self, out_dir):
-        self.out_dir = out_dir
-        self.written = {}  # path -> (arrays, metadata)
-
-    def write(self, filename, tensors, metadata):
-        meta = {k: str(v) for k, v in metadata.items()}
-        meta["generator"] = GENERATOR
-        meta["torch_version"] = torch.__version__
-        meta["torchvision_version"] = torchvision.__version__
-        arrays = {k: to_numpy(v) for k, v in tensors.items()}
-        for k, a in arrays.items():
-            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise ValueError(f"{filename}: {k} has non-finite values")
-        path = os.path.join(self.out_dir, filename)
-        write_file(path, arrays, meta)
-        self.written[path] = (arrays, meta)
 
 
 # ---------------------------------------------------------------------------
@@ -749,21 +730,13 @@ def main():
 
     log = print
     d2l_self_check(log)
-    w = Writer(args.out)
+    w = FixtureWriter(args.out, GENERATOR, extra_meta={"torchvision_version": torchvision.__version__})
     fill_cases(w, log)
     names_cases(w, log)
     block_fixtures(w, log)
     model_fixtures(w, log)
 
-    for fname in sorted(os.listdir(args.out)):
-        path = os.path.join(args.out, fname)
-        if fname.startswith(PREFIXES) and fname.endswith(".safetensors") and path not in w.written:
-            os.remove(path)
-            print(f"removed stale {fname}")
-
-    total = self_check(w)  # read every file back, as make_golden.py does
-    print(f"wrote {len(w.written)} files, {total} bytes, to {args.out}; self-check passed")
-    return 0
+    return finish(w, PREFIXES)
 
 
 if __name__ == "__main__":

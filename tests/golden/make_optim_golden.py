@@ -32,7 +32,7 @@ from torch.optim import SGD, Adam, AdamW
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, OneCycleLR, SequentialLR, StepLR
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_golden import self_check, setup, to_numpy, write_file  # noqa: E402
+from make_golden import FixtureWriter, finish, setup  # noqa: E402
 
 GENERATOR = "tests/golden/make_optim_golden.py"
 PREFIXES = ("optim__", "schedule__")
@@ -75,24 +75,6 @@ def gradient(p, k):
 
 def seed_for(case):
     return zlib.crc32(case.encode()) & 0x7FFFFFFF
-
-
-class Writer:
-    def __init__(self, out_dir):
-        self.out_dir = out_dir
-        self.written = {}  # path -> (arrays, metadata)
-
-    def write(self, filename, tensors, metadata):
-        meta = {k: str(v) for k, v in metadata.items()}
-        meta["generator"] = GENERATOR
-        meta["torch_version"] = torch.__version__
-        arrays = {k: to_numpy(v) for k, v in tensors.items()}
-        for k, a in arrays.items():
-            if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-                raise ValueError(f"{filename}: {k} has non-finite values")
-        path = os.path.join(self.out_dir, filename)
-        write_file(path, arrays, meta)
-        self.written[path] = (arrays, meta)
 
 
 def flag(b):
@@ -278,19 +260,11 @@ def main():
     # itself reports as deprecated; the values are what we record.
     warnings.filterwarnings("ignore", message="The epoch parameter in `scheduler.step\\(\\)`")
     log = print
-    w = Writer(args.out)
+    w = FixtureWriter(args.out, GENERATOR)
     optim_cases(w, log)
     schedule_cases(w, log)
 
-    for fname in sorted(os.listdir(args.out)):
-        path = os.path.join(args.out, fname)
-        if fname.startswith(PREFIXES) and fname.endswith(".safetensors") and path not in w.written:
-            os.remove(path)
-            print(f"removed stale {fname}")
-
-    total = self_check(w)  # read every file back, as make_golden.py does
-    print(f"wrote {len(w.written)} files, {total} bytes, to {args.out}; self-check passed")
-    return 0
+    return finish(w, PREFIXES)
 
 
 if __name__ == "__main__":

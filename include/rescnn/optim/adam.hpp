@@ -170,17 +170,6 @@ class AdamCore : public Optimizer<T, D> {
         .decoupled = decoupled_,
         .amsgrad = options_.amsgrad,
     };
-    // Every parameter is checked before any is changed: a failed step
-    // leaves parameters and state as they were.
-    for (std::size_t i = 0; i < this->params_.size(); ++i) {
-      auto& [name, p] = this->params_[i];
-      check<ValueError>(p->grad.defined(), type_, ": parameter '", name, "' has no gradient (grad is undefined)");
-      check<ShapeError>(p->grad.shape() == p->value.shape(), type_, ": parameter '", name, "' of shape ",
-                        p->value.shape(), " has a gradient of shape ", p->grad.shape());
-      const auto& m = this->state(slots_[i].exp_avg);
-      check<ShapeError>(m.shape() == p->value.shape(), type_, ": parameter '", name, "' changed shape from ",
-                        m.shape(), " to ", p->value.shape(), " after the optimizer was built");
-    }
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       auto* p = this->params_[i].second;
       T* v_max = options_.amsgrad ? this->state(slots_[i].max_exp_avg_sq).data() : nullptr;

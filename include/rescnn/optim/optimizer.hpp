@@ -38,8 +38,11 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // Updates every parameter from its gradient, then counts the step.
+  // Updates every parameter from its gradient, then counts the step. Every
+  // parameter is checked first, so a failed step leaves parameters and state
+  // as they were.
   void step() {
+    check_ready();
     update();
     ++steps_;
   }
@@ -93,7 +96,8 @@ class Optimizer {
     lr_ = lr;
   }
 
-  // Applies one update; `steps()` is the number of earlier updates.
+  // Applies one update; `steps()` is the number of earlier updates. step()
+  // has checked every gradient and state shape before calling it.
   virtual void update() = 0;
 
   // Allocates a zero state tensor shaped like parameter `index` and returns
@@ -101,6 +105,7 @@ class Optimizer {
   std::size_t add_state(std::size_t index, const std::string& state_name) {
     const auto& [name, p] = params_.at(index);
     state_.emplace_back(name + "." + state_name, TensorT::zeros(p->value.shape()));
+    state_owner_.push_back(index);
     return state_.size() - 1;
   }
   TensorT& state(std::size_t slot) { return state_[slot].second; }
@@ -108,9 +113,26 @@ class Optimizer {
   NamedParameters params_;
 
  private:
+  // Each gradient exists and fits its parameter, and no parameter was
+  // replaced by one of another shape since its state was allocated.
+  void check_ready() const {
+    for (const auto& [name, p] : params_) {
+      check<ValueError>(p->grad.defined(), type_name(), ": parameter '", name, "' has no gradient (grad is undefined)");
+      check<ShapeError>(p->grad.shape() == p->value.shape(), type_name(), ": parameter '", name, "' of shape ",
+                        p->value.shape(), " has a gradient of shape ", p->grad.shape());
+    }
+    for (std::size_t i = 0; i < state_.size(); ++i) {
+      const auto& [name, p] = params_[state_owner_[i]];
+      const TensorT& s = state_[i].second;
+      check<ShapeError>(s.shape() == p->value.shape(), type_name(), ": parameter '", name, "' changed shape from ",
+                        s.shape(), " to ", p->value.shape(), " after the optimizer was built");
+    }
+  }
+
   double lr_ = 0;
   std::int64_t steps_ = 0;
   std::vector<std::pair<std::string, TensorT>> state_;
+  std::vector<std::size_t> state_owner_;  // the parameter each state tensor belongs to
 };
 
 // Names unnamed parameters "0", "1", ... (for optimizers built from

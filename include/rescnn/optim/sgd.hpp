@@ -145,19 +145,6 @@ class SGD : public Optimizer<T, D> {
         .nesterov = options_.nesterov,
         .first = this->steps() == 0,
     };
-    // Every parameter is checked before any is changed: a failed step
-    // leaves parameters and state as they were.
-    for (std::size_t i = 0; i < this->params_.size(); ++i) {
-      auto& [name, p] = this->params_[i];
-      check<ValueError>(p->grad.defined(), "SGD: parameter '", name, "' has no gradient (grad is undefined)");
-      check<ShapeError>(p->grad.shape() == p->value.shape(), "SGD: parameter '", name, "' of shape ",
-                        p->value.shape(), " has a gradient of shape ", p->grad.shape());
-      if (!buffers_.empty()) {
-        const auto& b = this->state(buffers_[i]);
-        check<ShapeError>(b.shape() == p->value.shape(), "SGD: parameter '", name, "' changed shape from ",
-                          b.shape(), " to ", p->value.shape(), " after the optimizer was built");
-      }
-    }
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       auto* p = this->params_[i].second;
       T* buf = buffers_.empty() ? nullptr : this->state(buffers_[i]).data();

@@ -122,9 +122,7 @@ void save_checkpoint(const std::filesystem::path& file, nn::Module<T, D>& model,
 // The optimizer's hyperparameters are the caller's (as when PyTorch users
 // rebuild an optimizer before load_state_dict); its type must match.
 template <class T, class D>
-CheckpointInfo load_checkpoint(const std::filesystem::path& path, nn::Module<T, D>& model,
-                               optim::Optimizer<T, D>& optimizer) {
-  const SafeTensors file = SafeTensors::load(path);
+CheckpointInfo load_checkpoint(const SafeTensors& file, nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer) {
   const std::string where = "checkpoint '" + file.source() + "': ";
   CheckpointInfo info = checkpoint_info(file);
   const std::string saved_type = file.meta("optimizer.type");
@@ -159,6 +157,12 @@ CheckpointInfo load_checkpoint(const std::filesystem::path& path, nn::Module<T, 
   }
   optimizer.set_steps(steps);
   return info;
+}
+
+template <class T, class D>
+CheckpointInfo load_checkpoint(const std::filesystem::path& path, nn::Module<T, D>& model,
+                               optim::Optimizer<T, D>& optimizer) {
+  return load_checkpoint(SafeTensors::load(path), model, optimizer);
 }
 
 }  // namespace rescnn::io

@@ -234,8 +234,9 @@ class Trainer {
   template <class T, class D>
   History resume(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, std::int64_t steps_per_epoch) {
     const std::string where = "Trainer: cannot resume from '" + options_.checkpoint.string() + "': ";
-    // Check the run's settings before anything is loaded into the model.
-    const io::CheckpointInfo saved = io::checkpoint_info(io::SafeTensors::load(options_.checkpoint));
+    // Read once; check the run's settings before anything is loaded into the model.
+    const io::SafeTensors file = io::SafeTensors::load(options_.checkpoint);
+    const io::CheckpointInfo saved = io::checkpoint_info(file);
     auto settings = options_.run_settings;
     settings["steps_per_epoch"] = std::to_string(steps_per_epoch);
     for (const auto& [key, value] : settings) {
@@ -244,7 +245,7 @@ class Trainer {
       check<ValueError>(it->second == value, where, "it was written with ", key, "=", it->second,
                         ", this run has ", key, "=", value, " (resume with the same settings)");
     }
-    const io::CheckpointInfo info = io::load_checkpoint(options_.checkpoint, model, optimizer);
+    const io::CheckpointInfo info = io::load_checkpoint(file, model, optimizer);
     default_generator().set_state(info.rng);
     const auto it = info.extra.find("history");
     History history = it == info.extra.end() ? History() : parse_csv_text(it->second, options_.checkpoint.string());

@@ -4,6 +4,7 @@
 //   model_summary --model d2l_resnet18 --input 1,1,96,96 --classes 10
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -17,16 +18,9 @@ rn::Shape parse_shape(const std::string& text) {
   std::stringstream ss(text);
   std::string part;
   while (std::getline(ss, part, ',')) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(part, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != part.size() || part.empty() || v <= 0)
-      throw rn::ValueError("--input: '" + text + "' is not four positive integers N,C,H,W");
-    dims.push_back(v);
+    const std::optional<std::int64_t> v = rn::train::parse_int64(part);
+    if (!v || *v <= 0) throw rn::ValueError("--input: '" + text + "' is not four positive integers N,C,H,W");
+    dims.push_back(*v);
   }
   if (dims.size() != 4) throw rn::ValueError("--input: '" + text + "' is not four positive integers N,C,H,W");
   return rn::Shape::from_range(dims.begin(), dims.end());

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <rescnn/rescnn.hpp>
@@ -49,18 +50,12 @@ struct Flags {
 // Flag checks with plain messages. (CLI11's PositiveNumber reports "not in
 // range 0.000000 to 1797693...", and accepts "inf"; a learning rate must be
 // finite.) Each returns "" when the text is acceptable.
-CLI::Validator integer_at_least(long long lo) {
+CLI::Validator integer_at_least(std::int64_t lo) {
   return CLI::Validator(
       [lo](std::string& text) -> std::string {
-        std::size_t used = 0;
-        long long v = 0;
-        try {
-          v = std::stoll(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != text.size()) return "'" + text + "' is not an integer";
-        if (v < lo) return "must be at least " + std::to_string(lo) + ", got " + text;
+        const std::optional<std::int64_t> v = rn::train::parse_int64(text);
+        if (!v) return "'" + text + "' is not an integer";
+        if (*v < lo) return "must be at least " + std::to_string(lo) + ", got " + text;
         return {};
       },
       lo == 0 ? "INT>=0" : "INT>=" + std::to_string(lo));
@@ -72,14 +67,9 @@ CLI::Validator finite_number(double lo, bool lo_open, double hi = HUGE_VAL) {
                             (hi == HUGE_VAL ? std::string("inf") : CLI::detail::to_string(hi)) + ")";
   return CLI::Validator(
       [=](std::string& text) -> std::string {
-        std::size_t used = 0;
-        double v = 0;
-        try {
-          v = std::stod(text, &used);
-        } catch (const std::exception&) {
-          used = 0;
-        }
-        if (used == 0 || used != text.size()) return "'" + text + "' is not a number";
+        const std::optional<double> parsed = rn::train::parse_double(text);
+        if (!parsed) return "'" + text + "' is not a number";
+        const double v = *parsed;
         if (!std::isfinite(v) || v < lo || (lo_open && v == lo) || v >= hi)
           return "must be a finite number in " + range + ", got " + text;
         return {};

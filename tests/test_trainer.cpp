@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <functional>
+#include <memory>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -84,77 +86,77 @@ TEST_CASE("A short training run on real Fashion-MNIST lowers the loss", "[traine
   CHECK(text.find(" imgs_per_s=") != std::string::npos);
 }
 
-TEST_CASE("A run resumed from a checkpoint reproduces the uninterrupted run bit for bit", "[trainer][checkpoint]") {
+// Trains `epochs` epochs uninterrupted, then `resume_after` epochs plus a
+// resume to `epochs` from a model initialised with another seed, and checks
+// that the two runs agree bit for bit: every step's (epoch, step, loss), the
+// epoch metrics and the final weights and buffers. `make` builds the
+// optimizer and schedule for a model, given the steps per epoch.
+using MakeOptimizer = std::function<std::pair<std::unique_ptr<rn::optim::Optimizer<float>>,
+                                              std::shared_ptr<const rn::optim::LrSchedule>>(
+    rn::nn::Module<float>&, std::int64_t steps_per_epoch)>;
+
+static void require_bitwise_resume(std::int64_t epochs, std::int64_t resume_after, std::int64_t train_images,
+                            std::int64_t test_images, const MakeOptimizer& make) {
   TempDir tmp("rescnn_trainer");
   // Augmentation, shuffling, momentum and a schedule: everything that
   // carries state across epochs.
   const rn::data::LoaderOptions loader{.batch_size = 32, .shuffle = true, .seed = 7, .crop_padding = 2,
                                        .horizontal_flip = true};
-  const std::int64_t epochs = 3;
+  const auto run = [&](std::int64_t max_epochs, const std::filesystem::path& ckpt, bool resume,
+                       std::uint64_t init_seed, StepLog& log) {
+    rn::manual_seed(init_seed);
+    SmallFashionMnist data(train_images, test_images, loader);
+    auto model = small_model();
+    auto [optimizer, schedule] = make(*model, data.train().num_batches());
+    rn::train::Trainer trainer({.max_epochs = max_epochs, .schedule = schedule, .checkpoint = ckpt,
+                                .resume = resume, .progress = rn::train::ProgressMode::Silent, .log = nullptr,
+                                .on_step = log.callback()});
+    auto history = trainer.fit(*model, *optimizer, data);
+    return std::make_pair(history, rn::io::state_dict(*model));
+  };
+  StepLog full, first, second;
+  const auto [h_full, w_full] = run(epochs, tmp / "full.safetensors", false, 1, full);
+  run(resume_after, tmp / "part.safetensors", false, 1, first);
+  // A different initialisation seed: everything must come from the checkpoint.
+  const auto [h_resumed, w_resumed] = run(epochs, tmp / "part.safetensors", true, 99, second);
 
-  SECTION("SGD with momentum and a one-cycle schedule") {
-    const auto run = [&](std::int64_t max_epochs, const std::filesystem::path& ckpt, bool resume,
-                         std::uint64_t init_seed, StepLog& log) {
-      rn::manual_seed(init_seed);
-      SmallFashionMnist data(160, 100, loader);
-      auto model = small_model();
-      rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
-      auto schedule = std::make_shared<rn::optim::OneCycleLR>(0.05, epochs * data.train().num_batches());
-      rn::train::Trainer trainer({.max_epochs = max_epochs, .schedule = schedule, .checkpoint = ckpt,
-                                  .resume = resume, .progress = rn::train::ProgressMode::Silent, .log = nullptr,
-                                  .on_step = log.callback()});
-      auto history = trainer.fit(*model, sgd, data);
-      return std::make_pair(history, rn::io::state_dict(*model));
-    };
-    StepLog full, first, second;
-    const auto [h_full, w_full] = run(epochs, tmp / "full.safetensors", false, 1, full);
-    run(1, tmp / "part.safetensors", false, 1, first);
-    // A different initialisation seed: everything must come from the checkpoint.
-    const auto [h_resumed, w_resumed] = run(epochs, tmp / "part.safetensors", true, 99, second);
-
-    REQUIRE(first.steps.size() + second.steps.size() == full.steps.size());
-    for (std::size_t i = 0; i < full.steps.size(); ++i) {
-      const auto& expected = full.steps[i];
-      const auto& got = i < first.steps.size() ? first.steps[i] : second.steps[i - first.steps.size()];
-      INFO("step " << i);
-      REQUIRE(got == expected);  // epoch, step and the loss, exactly
-    }
-    REQUIRE(h_resumed.size() == h_full.size());
-    for (std::size_t e = 0; e < h_full.size(); ++e) {
-      REQUIRE(h_resumed.epochs()[e].train_loss == h_full.epochs()[e].train_loss);
-      REQUIRE(h_resumed.epochs()[e].val_loss == h_full.epochs()[e].val_loss);
-      REQUIRE(h_resumed.epochs()[e].val_acc == h_full.epochs()[e].val_acc);
-    }
-    for (const auto& name : w_full.names()) {
-      INFO(name);
-      REQUIRE(w_resumed.record(name).bytes == w_full.record(name).bytes);
-    }
+  REQUIRE(first.steps.size() + second.steps.size() == full.steps.size());
+  for (std::size_t i = 0; i < full.steps.size(); ++i) {
+    const auto& expected = full.steps[i];
+    const auto& got = i < first.steps.size() ? first.steps[i] : second.steps[i - first.steps.size()];
+    INFO("step " << i);
+    REQUIRE(got == expected);  // epoch, step and the loss, exactly
   }
+  REQUIRE(h_resumed.size() == h_full.size());
+  for (std::size_t e = 0; e < h_full.size(); ++e) {
+    REQUIRE(h_resumed.epochs()[e].train_loss == h_full.epochs()[e].train_loss);
+    REQUIRE(h_resumed.epochs()[e].val_loss == h_full.epochs()[e].val_loss);
+    REQUIRE(h_resumed.epochs()[e].val_acc == h_full.epochs()[e].val_acc);
+  }
+  for (const auto& name : w_full.names()) {
+    INFO(name);
+    REQUIRE(w_resumed.record(name).bytes == w_full.record(name).bytes);
+  }
+}
 
+TEST_CASE("A run resumed from a checkpoint reproduces the uninterrupted run bit for bit", "[trainer][checkpoint]") {
+  const std::int64_t epochs = 3;
+  SECTION("SGD with momentum and a one-cycle schedule") {
+    require_bitwise_resume(epochs, 1, 160, 100, [&](rn::nn::Module<float>& model, std::int64_t steps) {
+      return std::make_pair(std::unique_ptr<rn::optim::Optimizer<float>>(new rn::optim::SGD<float>(
+                                model.named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4})),
+                            std::shared_ptr<const rn::optim::LrSchedule>(
+                                std::make_shared<rn::optim::OneCycleLR>(0.05, epochs * steps)));
+    });
+  }
   SECTION("AdamW with warm-up then cosine") {
-    const auto run = [&](std::int64_t max_epochs, const std::filesystem::path& ckpt, bool resume,
-                         std::uint64_t init_seed, StepLog& log) {
-      rn::manual_seed(init_seed);
-      SmallFashionMnist data(96, 50, loader);
-      auto model = small_model();
-      rn::optim::AdamW<float> adamw(model->named_parameters(), {.lr = 2e-3});
-      const std::int64_t steps = data.train().num_batches();
-      auto schedule = std::make_shared<rn::optim::WarmupThen>(
-          steps, 0.1, std::make_shared<rn::optim::CosineAnnealingLR>(2e-3, (epochs - 1) * steps));
-      rn::train::Trainer trainer({.max_epochs = max_epochs, .schedule = schedule, .checkpoint = ckpt,
-                                  .resume = resume, .progress = rn::train::ProgressMode::Silent, .log = nullptr,
-                                  .on_step = log.callback()});
-      trainer.fit(*model, adamw, data);
-      return rn::io::state_dict(*model);
-    };
-    StepLog full, first, second;
-    const auto w_full = run(epochs, tmp / "full.safetensors", false, 3, full);
-    run(2, tmp / "part.safetensors", false, 3, first);
-    const auto w_resumed = run(epochs, tmp / "part.safetensors", true, 4, second);
-    REQUIRE(first.steps.size() + second.steps.size() == full.steps.size());
-    for (std::size_t i = first.steps.size(); i < full.steps.size(); ++i)
-      REQUIRE(second.steps[i - first.steps.size()] == full.steps[i]);
-    for (const auto& name : w_full.names()) REQUIRE(w_resumed.record(name).bytes == w_full.record(name).bytes);
+    require_bitwise_resume(epochs, 2, 96, 50, [&](rn::nn::Module<float>& model, std::int64_t steps) {
+      return std::make_pair(
+          std::unique_ptr<rn::optim::Optimizer<float>>(
+              new rn::optim::AdamW<float>(model.named_parameters(), {.lr = 2e-3})),
+          std::shared_ptr<const rn::optim::LrSchedule>(std::make_shared<rn::optim::WarmupThen>(
+              steps, 0.1, std::make_shared<rn::optim::CosineAnnealingLR>(2e-3, (epochs - 1) * steps))));
+    });
   }
 }
 

@@ -13,12 +13,20 @@
 #include <new>
 #include <string_view>
 
+#include "rescnn/core/config.hpp"
 #include "rescnn/core/error.hpp"
 
 namespace rescnn {
 
 struct Cpu {
   static constexpr std::string_view name = "cpu";
+};
+
+// An NVIDIA GPU through CUDA, cuDNN and cuBLAS. The tag always exists so that
+// code can name it; its DeviceTraits (and so any Tensor<T, Cuda>) exist only
+// in translation units built with the CUDA backend (see core/config.hpp).
+struct Cuda {
+  static constexpr std::string_view name = "cuda";
 };
 
 template <class D>
@@ -40,6 +48,10 @@ struct DeviceTraits<Cpu> {
   }
 
   static void deallocate(void* p) noexcept { std::free(p); }
+  // Memory that a host-to-device upload will fill (Tensor::to); on the host
+  // it is ordinary memory.
+  static void* allocate_for_upload(std::size_t bytes) { return allocate(bytes); }
+  static void upload(void* dst, const void* src, std::size_t bytes) { copy_from_host(dst, src, bytes); }
 
   // Byte copies between this device and the host, and within the device.
   // A GPU backend implements the same four with its own copy engine.
@@ -59,5 +71,12 @@ struct DeviceTraits<Cpu> {
 
 template <class D>
 inline constexpr bool is_cpu_v = std::is_same_v<D, Cpu>;
+template <class D>
+inline constexpr bool is_cuda_v = std::is_same_v<D, Cuda>;
 
 }  // namespace rescnn
+
+// The CUDA backend's DeviceTraits<Cuda>, where it is compiled in.
+#if RESCNN_WITH_CUDA
+#include "rescnn/backend/cuda/memory.hpp"
+#endif

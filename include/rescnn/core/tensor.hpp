@@ -51,6 +51,13 @@ class Storage {
   explicit Storage(index_t count)
       : data_(static_cast<T*>(DeviceTraits<D>::allocate(static_cast<std::size_t>(count) * sizeof(T)))),
         count_(count) {}
+  // Memory that an upload from the host will fill: a GPU backend keeps it in
+  // a pool whose reuse waits for its last reader, so the copy can run on its
+  // own stream, overlapped with compute.
+  struct ForUpload {};
+  Storage(index_t count, ForUpload)
+      : data_(static_cast<T*>(DeviceTraits<D>::allocate_for_upload(static_cast<std::size_t>(count) * sizeof(T)))),
+        count_(count) {}
   ~Storage() { DeviceTraits<D>::deallocate(data_); }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
@@ -207,6 +214,31 @@ class Tensor {
     DeviceTraits<D>::copy_from_host(data(), host.data(), bytes());
   }
 
+  // This tensor on device D2 (PyTorch's `.to(device)`): a view when it is
+  // already there; otherwise a copy. Host-to-device copies are asynchronous
+  // (staged through pinned memory, on a copy stream, ordered before the
+  // kernels that read them); device-to-host copies wait for the data.
+  template <class D2>
+  Tensor<T, D2> to() const {
+    require_defined("to");
+    if constexpr (std::is_same_v<D, D2>) {
+      return view();
+    } else if constexpr (is_cpu_v<D>) {
+      Tensor<T, D2> t;
+      t.shape_ = shape_;
+      t.storage_ = std::make_shared<detail::Storage<T, D2>>(shape_.numel(),
+                                                           typename detail::Storage<T, D2>::ForUpload{});
+      DeviceTraits<D2>::upload(t.data(), data(), bytes());
+      return t;
+    } else {
+      static_assert(is_cpu_v<D2>, "Tensor::to: copy between two accelerators through the CPU");
+      auto t = Tensor<T, D2>::empty(shape_);
+      DeviceTraits<D>::copy_to_host(t.data(), data(), bytes());
+      return t;
+    }
+  }
+  Tensor<T, Cpu> cpu() const { return to<Cpu>(); }
+
   // The elements in row-major order, copied to the host.
   std::vector<T> to_vector() const {
     std::vector<T> out(static_cast<std::size_t>(numel()));
@@ -260,6 +292,9 @@ class Tensor {
   friend std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.to_string(); }
 
  private:
+  template <class, class>
+  friend class Tensor;  // to<D2>() builds tensors of other devices
+
   static Tensor from_host(const Shape& shape, const T* src) {
     Tensor t = empty(shape);
     DeviceTraits<D>::copy_from_host(t.data(), src, t.bytes());

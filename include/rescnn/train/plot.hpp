@@ -155,7 +155,10 @@ struct Series {
   const char* label;  // legend text
   const char* color;
   const char* dash;  // stroke-dasharray; "" for solid
-  double EpochMetrics::*value;
+  // Through an alias: nvcc's generated host code would otherwise wrap the
+  // member pointer in parentheses that GCC warns about.
+  using Field = double EpochMetrics::*;
+  Field value;
 
   std::string dash_attribute() const { return *dash ? std::string(" stroke-dasharray=\"") + dash + "\"" : ""; }
 };

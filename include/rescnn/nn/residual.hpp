@@ -38,12 +38,11 @@ class ResidualBlock : public Module<T, D> {
   TensorT forward(const TensorT& x) override {
     TensorT h = pre_.size() ? pre_.forward(x) : x.view();
     TensorT y = branch_.forward(h);
-    if (shortcut_) {
-      ops::add_(y, shortcut_->forward(shortcut_takes_pre_ ? h : x));
-    } else {
-      ops::add_(y, x);  // identity: shapes must match, else ShapeError names both
-    }
-    if (post_relu_) y = ops::relu_forward(y);
+    // Identity shortcut: shapes must match, else ShapeError names both.
+    const TensorT s = shortcut_ ? shortcut_->forward(shortcut_takes_pre_ ? h : x) : x.view();
+    // One pass over memory instead of two: y = relu(y + s).
+    if (post_relu_) ops::add_relu_(y, s);
+    else ops::add_(y, s);
     if (this->recording()) output_ = y.view();
     return y;
   }

@@ -1,7 +1,6 @@
 // rescnn/ops/batchnorm.hpp — batch normalisation over (N, H, W) per channel.
 #pragma once
 
-#include "rescnn/backend/cpu/batchnorm.hpp"
 #include "rescnn/core/tensor.hpp"
 #include "rescnn/ops/dispatch.hpp"
 
@@ -34,14 +33,10 @@ Tensor<T, D> batchnorm_forward_train(const Tensor<T, D>& x, const Tensor<T, D>* 
   auto y = Tensor<T, D>::empty(x.shape());
   saved.mean = Tensor<T, D>::empty({channels});
   saved.invstd = Tensor<T, D>::empty({channels});
-  if constexpr (is_cpu_v<D>) {
-    cpu::batchnorm_forward_train(s, x.data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr, eps,
+  RESCNN_DISPATCH(D, batchnorm_forward_train(s, x.data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr, eps,
                                  momentum, running_mean ? running_mean->data() : nullptr,
                                  running_var ? running_var->data() : nullptr, saved.mean.data(),
-                                 saved.invstd.data(), y.data());
-  } else {
-    RESCNN_UNSUPPORTED_DEVICE(D);
-  }
+                                 saved.invstd.data(), y.data()));
   return y;
 }
 
@@ -50,12 +45,8 @@ Tensor<T, D> batchnorm_forward_eval(const Tensor<T, D>& x, const Tensor<T, D>* g
                                     const Tensor<T, D>& running_mean, const Tensor<T, D>& running_var, T eps) {
   const auto s = batchnorm_sizes(x, running_mean.numel());
   auto y = Tensor<T, D>::empty(x.shape());
-  if constexpr (is_cpu_v<D>) {
-    cpu::batchnorm_forward_eval(s, x.data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr, eps,
-                                running_mean.data(), running_var.data(), y.data());
-  } else {
-    RESCNN_UNSUPPORTED_DEVICE(D);
-  }
+  RESCNN_DISPATCH(D, batchnorm_forward_eval(s, x.data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr, eps,
+                                running_mean.data(), running_var.data(), y.data()));
   return y;
 }
 
@@ -68,13 +59,9 @@ Tensor<T, D> batchnorm_backward(const Tensor<T, D>& x, const Tensor<T, D>& dy, c
   check<ShapeError>(dy.shape() == x.shape(), "batch_norm backward: gradient of shape ", dy.shape(),
                     " does not match the input shape ", x.shape());
   auto dx = Tensor<T, D>::empty(x.shape());
-  if constexpr (is_cpu_v<D>) {
-    cpu::batchnorm_backward(s, batch_statistics, x.data(), dy.data(), gamma ? gamma->data() : nullptr,
+  RESCNN_DISPATCH(D, batchnorm_backward(s, batch_statistics, x.data(), dy.data(), gamma ? gamma->data() : nullptr,
                             stats.mean.data(), stats.invstd.data(), dx.data(), dgamma ? dgamma->data() : nullptr,
-                            dbeta ? dbeta->data() : nullptr);
-  } else {
-    RESCNN_UNSUPPORTED_DEVICE(D);
-  }
+                            dbeta ? dbeta->data() : nullptr));
   return dx;
 }
 

@@ -1,7 +1,6 @@
 // rescnn/ops/conv2d.hpp — convolution: shape validation and dispatch.
 #pragma once
 
-#include "rescnn/backend/cpu/conv2d.hpp"
 #include "rescnn/backend/geometry.hpp"
 #include "rescnn/core/tensor.hpp"
 #include "rescnn/ops/dispatch.hpp"
@@ -55,11 +54,7 @@ Tensor<T, D> conv2d_forward(const Tensor<T, D>& x, const Tensor<T, D>& w, const 
     check<ShapeError>(bias->shape() == Shape{g.out_channels}, "conv2d: bias of shape ", bias->shape(),
                       " does not match ", g.out_channels, " output channels");
   auto y = Tensor<T, D>::empty(g.output_shape());
-  if constexpr (is_cpu_v<D>) {
-    cpu::conv2d_forward(g, x.data(), w.data(), bias ? bias->data() : nullptr, y.data());
-  } else {
-    RESCNN_UNSUPPORTED_DEVICE(D);
-  }
+  RESCNN_DISPATCH(D, conv2d_forward(g, x.data(), w.data(), bias ? bias->data() : nullptr, y.data()));
   return y;
 }
 
@@ -74,12 +69,8 @@ Tensor<T, D> conv2d_backward(const Tensor<T, D>& x, const Tensor<T, D>& w, const
                     " does not match the output shape ", g.output_shape());
   Tensor<T, D> dx;
   if (need_dx) dx = Tensor<T, D>::empty(x.shape());
-  if constexpr (is_cpu_v<D>) {
-    cpu::conv2d_backward(g, x.data(), w.data(), dy.data(), need_dx ? dx.data() : nullptr, dw.data(),
-                         db ? db->data() : nullptr);
-  } else {
-    RESCNN_UNSUPPORTED_DEVICE(D);
-  }
+  RESCNN_DISPATCH(D, conv2d_backward(g, x.data(), w.data(), dy.data(), need_dx ? dx.data() : nullptr, dw.data(),
+                         db ? db->data() : nullptr));
   return dx;
 }
 

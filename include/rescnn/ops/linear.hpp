@@ -1,7 +1,6 @@
 // rescnn/ops/linear.hpp — fully connected layer, y = x W^T + b.
 #pragma once
 
-#include "rescnn/backend/cpu/linear.hpp"
 #include "rescnn/core/tensor.hpp"
 #include "rescnn/ops/dispatch.hpp"
 
@@ -18,10 +17,7 @@ template <class T, class D>
 Tensor<T, D> linear_forward(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T, D>* bias) {
   check_linear_shapes("linear", x, w);
   auto y = Tensor<T, D>::empty({x.dim(0), w.dim(0)});
-  if constexpr (is_cpu_v<D>)
-    cpu::linear_forward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), bias ? bias->data() : nullptr, y.data());
-  else
-    RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, linear_forward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), bias ? bias->data() : nullptr, y.data()));
   return y;
 }
 
@@ -33,11 +29,8 @@ Tensor<T, D> linear_backward(const Tensor<T, D>& x, const Tensor<T, D>& w, const
   check<ShapeError>(dy.shape() == Shape{x.dim(0), w.dim(0)}, "linear backward: gradient of shape ", dy.shape(),
                     " does not match the output shape ", Shape{x.dim(0), w.dim(0)});
   auto dx = Tensor<T, D>::empty(x.shape());
-  if constexpr (is_cpu_v<D>)
-    cpu::linear_backward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), dy.data(), dx.data(), dw.data(),
-                         db ? db->data() : nullptr);
-  else
-    RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, linear_backward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), dy.data(), dx.data(), dw.data(),
+                         db ? db->data() : nullptr));
   return dx;
 }
 

@@ -3,7 +3,6 @@
 
 #include <cstdint>
 
-#include "rescnn/backend/cpu/loss.hpp"
 #include "rescnn/core/tensor.hpp"
 #include "rescnn/ops/dispatch.hpp"
 
@@ -28,29 +27,25 @@ template <class T, class D>
 T cross_entropy_forward(const Tensor<T, D>& logits, const Tensor<std::int64_t, D>& labels, Tensor<T, D>& probs) {
   check_logits_and_labels("cross_entropy", logits, labels);
   probs = Tensor<T, D>::empty(logits.shape());
-  if constexpr (is_cpu_v<D>)
-    return cpu::cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(), labels.data(), probs.data());
-  else
-    RESCNN_UNSUPPORTED_DEVICE(D);
+  T loss{};
+  RESCNN_DISPATCH(D, cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(), labels.data(), probs.data(),
+                                           &loss));
+  return loss;
 }
 
 template <class T, class D>
 Tensor<T, D> cross_entropy_backward(const Tensor<T, D>& probs, const Tensor<std::int64_t, D>& labels, T scale) {
   auto dlogits = Tensor<T, D>::empty(probs.shape());
-  if constexpr (is_cpu_v<D>)
-    cpu::cross_entropy_backward(probs.dim(0), probs.dim(1), probs.data(), labels.data(), scale, dlogits.data());
-  else
-    RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, cross_entropy_backward(probs.dim(0), probs.dim(1), probs.data(), labels.data(), scale, dlogits.data()));
   return dlogits;
 }
 
 template <class T, class D>
 index_t count_correct(const Tensor<T, D>& logits, const Tensor<std::int64_t, D>& labels) {
   check_logits_and_labels("accuracy", logits, labels);
-  if constexpr (is_cpu_v<D>)
-    return cpu::count_correct(logits.dim(0), logits.dim(1), logits.data(), labels.data());
-  else
-    RESCNN_UNSUPPORTED_DEVICE(D);
+  index_t correct = 0;
+  RESCNN_DISPATCH(D, count_correct(logits.dim(0), logits.dim(1), logits.data(), labels.data(), &correct));
+  return correct;
 }
 
 }  // namespace rescnn::ops

@@ -3,7 +3,6 @@
 
 #include <cstdint>
 
-#include "rescnn/backend/cpu/pooling.hpp"
 #include "rescnn/backend/geometry.hpp"
 #include "rescnn/core/tensor.hpp"
 #include "rescnn/ops/dispatch.hpp"
@@ -45,8 +44,7 @@ Tensor<T, D> maxpool2d_forward(const Tensor<T, D>& x, const Pool2dParams& p, Ten
   const auto g = pool2d_geometry("max_pool2d", x.shape(), p);
   auto y = Tensor<T, D>::empty(g.output_shape());
   argmax = Tensor<std::int32_t, D>::empty(g.output_shape());
-  if constexpr (is_cpu_v<D>) cpu::maxpool2d_forward(g, x.data(), y.data(), argmax.data());
-  else RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, maxpool2d_forward(g, x.data(), y.data(), argmax.data()));
   return y;
 }
 
@@ -57,8 +55,7 @@ Tensor<T, D> maxpool2d_backward(const Shape& x_shape, const Tensor<T, D>& dy, co
   check<ShapeError>(dy.shape() == g.output_shape(), "max_pool2d backward: gradient of shape ", dy.shape(),
                     " does not match the output shape ", g.output_shape());
   auto dx = Tensor<T, D>::empty(x_shape);
-  if constexpr (is_cpu_v<D>) cpu::maxpool2d_backward(g, dy.data(), argmax.data(), dx.data());
-  else RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, maxpool2d_backward(g, dy.data(), argmax.data(), dx.data()));
   return dx;
 }
 
@@ -66,8 +63,7 @@ template <class T, class D>
 Tensor<T, D> avgpool2d_forward(const Tensor<T, D>& x, const Pool2dParams& p, bool count_include_pad) {
   const auto g = pool2d_geometry("avg_pool2d", x.shape(), p);
   auto y = Tensor<T, D>::empty(g.output_shape());
-  if constexpr (is_cpu_v<D>) cpu::avgpool2d_forward(g, count_include_pad, x.data(), y.data());
-  else RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, avgpool2d_forward(g, count_include_pad, x.data(), y.data()));
   return y;
 }
 
@@ -78,8 +74,7 @@ Tensor<T, D> avgpool2d_backward(const Shape& x_shape, const Tensor<T, D>& dy, co
   check<ShapeError>(dy.shape() == g.output_shape(), "avg_pool2d backward: gradient of shape ", dy.shape(),
                     " does not match the output shape ", g.output_shape());
   auto dx = Tensor<T, D>::empty(x_shape);
-  if constexpr (is_cpu_v<D>) cpu::avgpool2d_backward(g, count_include_pad, dy.data(), dx.data());
-  else RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, avgpool2d_backward(g, count_include_pad, dy.data(), dx.data()));
   return dx;
 }
 
@@ -102,8 +97,7 @@ template <class T, class D>
 Tensor<T, D> adaptive_avgpool2d_forward(const Tensor<T, D>& x, Size2 output_size) {
   const auto g = adaptive_pool_geometry(x.shape(), output_size);
   auto y = Tensor<T, D>::empty(g.output_shape());
-  if constexpr (is_cpu_v<D>) cpu::adaptive_avgpool2d_forward(g, x.data(), y.data());
-  else RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, adaptive_avgpool2d_forward(g, x.data(), y.data()));
   return y;
 }
 
@@ -113,8 +107,7 @@ Tensor<T, D> adaptive_avgpool2d_backward(const Shape& x_shape, const Tensor<T, D
   check<ShapeError>(dy.shape() == g.output_shape(), "adaptive_avg_pool2d backward: gradient of shape ", dy.shape(),
                     " does not match the output shape ", g.output_shape());
   auto dx = Tensor<T, D>::empty(x_shape);
-  if constexpr (is_cpu_v<D>) cpu::adaptive_avgpool2d_backward(g, dy.data(), dx.data());
-  else RESCNN_UNSUPPORTED_DEVICE(D);
+  RESCNN_DISPATCH(D, adaptive_avgpool2d_backward(g, dy.data(), dx.data()));
   return dx;
 }
 

@@ -36,4 +36,14 @@ void add_inplace(index_t n, T* out, const T* a) {
   for (index_t i = 0; i < n; ++i) out[i] += a[i];
 }
 
+// out = relu(out + a), NaN-propagating as relu_forward.
+template <class T>
+void add_relu_inplace(index_t n, T* out, const T* a) {
+#pragma omp parallel for simd schedule(static)
+  for (index_t i = 0; i < n; ++i) {
+    const T v = out[i] + a[i];
+    out[i] = v < T(0) ? T(0) : v;
+  }
+}
+
 }  // namespace rescnn::cpu

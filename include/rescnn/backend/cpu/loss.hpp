@@ -13,8 +13,12 @@ namespace rescnn::cpu {
 // Mean over the batch of -log softmax(logits)[label]; stores the softmax
 // probabilities for backward. Subtracting each row's maximum keeps exp()
 // finite for any logits (log-sum-exp trick). Labels are validated by ops::.
+//
+// The result goes to *loss (a host variable), the same out-parameter form as
+// every backend's kernels.
 template <class T>
-T cross_entropy_forward(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, T* probs) {
+void cross_entropy_forward(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, T* probs,
+                           T* loss) {
   // Per-row losses summed afterwards in row order: an OpenMP reduction would
   // combine the threads' partial sums in an unspecified order, and a resumed
   // training run must reproduce its losses bit for bit.
@@ -32,7 +36,7 @@ T cross_entropy_forward(index_t batch, index_t classes, const T* logits, const s
   }
   double total = 0;
   for (double l : row_loss) total += l;
-  return static_cast<T>(total / static_cast<double>(batch));
+  *loss = static_cast<T>(total / static_cast<double>(batch));
 }
 
 // d(mean loss)/d logits = (softmax - onehot(label)) / batch, times `scale`
@@ -51,13 +55,13 @@ void cross_entropy_backward(index_t batch, index_t classes, const T* probs, cons
 // Number of rows whose arg-max equals the label (first maximum wins, as
 // torch.argmax).
 template <class T>
-index_t count_correct(index_t batch, index_t classes, const T* logits, const std::int64_t* labels) {
+void count_correct(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, index_t* result) {
   index_t correct = 0;
   for (index_t n = 0; n < batch; ++n) {
     const T* z = logits + n * classes;
     correct += (std::max_element(z, z + classes) - z) == labels[n];
   }
-  return correct;
+  *result = correct;
 }
 
 }  // namespace rescnn::cpu

@@ -153,7 +153,7 @@ CheckpointInfo load_checkpoint(const SafeTensors& file, nn::Module<T, D>& model,
   load_state_dict(model, file);  // validates, then copies
   for (auto& [name, tensor] : state) {
     const TensorRecord& rec = file.record(std::string(kOptimizerPrefix) + name);
-    if (!rec.bytes.empty()) std::memcpy(tensor->data(), rec.bytes.data(), rec.bytes.size());
+    if (!rec.bytes.empty()) DeviceTraits<D>::copy_from_host(tensor->data(), rec.bytes.data(), rec.bytes.size());
   }
   optimizer.set_steps(steps);
   return info;

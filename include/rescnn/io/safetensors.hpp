@@ -425,11 +425,13 @@ class SafeTensors {
     records_.emplace(name, std::move(rec));
   }
 
-  template <class T>
-  void add(const std::string& name, const Tensor<T, Cpu>& t) {
+  // A tensor of any device; a device tensor is copied to the host first.
+  template <class T, class D>
+  void add(const std::string& name, const Tensor<T, D>& t) {
     check<ValueError>(t.defined(), "SafeTensors::add: tensor '", name, "' is undefined");
-    std::vector<std::int64_t> shape(t.shape().begin(), t.shape().end());
-    const std::span<const T> values(t.data(), static_cast<std::size_t>(t.numel()));
+    const Tensor<T, Cpu> host = t.template to<Cpu>();  // a view when already on the CPU
+    std::vector<std::int64_t> shape(host.shape().begin(), host.shape().end());
+    const std::span<const T> values(host.data(), static_cast<std::size_t>(host.numel()));
     add(name, dtype_of<T>(), std::move(shape), std::as_bytes(values));
   }
 

@@ -10,6 +10,10 @@
 // scalar); on loading it is optional, as PyTorch's BatchNorm treats it for
 // files written before it existed.
 //
+// Models on any device save and load the same files: a GPU model's tensors
+// travel through the host, so a checkpoint written by a CUDA run resumes on
+// the CPU and the other way round.
+//
 // Loading validates the whole file against the model before changing
 // anything: a missing or unexpected name, a shape or a dtype that does not
 // match leaves the model as it was and throws naming the entries.
@@ -72,7 +76,7 @@ inline bool same_extents(const TensorRecord& rec, const Shape& shape) {
 // Copies a floating-point record into `dst` (numel elements of T), converting
 // between F32 and F64 as torch's copy_ would; other dtypes are rejected.
 template <class T>
-void copy_floating(const TensorRecord& rec, T* dst) {
+void copy_floating_to_host(const TensorRecord& rec, T* dst) {
   const std::size_t n = rec.bytes.size() / itemsize(rec.dtype);
   if (rec.dtype == DType::F32) {
     std::vector<float> tmp(n);
@@ -85,6 +89,18 @@ void copy_floating(const TensorRecord& rec, T* dst) {
   }
 }
 
+// As copy_floating_to_host into a tensor of any device (through the host).
+template <class T, class D>
+void copy_floating(const TensorRecord& rec, Tensor<T, D>& dst) {
+  if constexpr (is_cpu_v<D>) {
+    copy_floating_to_host(rec, dst.data());
+  } else {
+    std::vector<T> host(static_cast<std::size_t>(dst.numel()));
+    copy_floating_to_host(rec, host.data());
+    DeviceTraits<D>::copy_from_host(dst.data(), host.data(), dst.bytes());
+  }
+}
+
 }  // namespace detail
 
 // Tensor names that belong to training state, not to the model; they are
@@ -94,7 +110,6 @@ inline constexpr std::string_view kOptimizerPrefix = "optimizer.";
 // The model's parameters, buffers and BatchNorm counters.
 template <class T, class D>
 SafeTensors state_dict(nn::Module<T, D>& model) {
-  static_assert(is_cpu_v<D>, "io::state_dict: copy the model to the CPU first");
   SafeTensors st;
   for (auto& [name, p] : model.named_parameters()) st.add(name, p->value);
   for (auto& [name, b] : model.named_buffers()) st.add(name, *b);
@@ -115,7 +130,6 @@ struct LoadOptions {
 // Copies the file's tensors into the model; see the top of this header.
 template <class T, class D>
 void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const LoadOptions& options = {}) {
-  static_assert(is_cpu_v<D>, "io::load_state_dict: load into a CPU model, then copy it to the device");
   const std::string where = "load_state_dict from '" + file.source() + "': ";
 
   std::vector<std::pair<std::string, Tensor<T, D>*>> targets;
@@ -171,7 +185,7 @@ void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const Loa
 
   // 3. Copy.
   for (auto& [name, t] : targets)
-    if (file.contains(name)) detail::copy_floating(file.record(name), t->data());
+    if (file.contains(name)) detail::copy_floating(file.record(name), *t);
   for (auto& [name, c] : counters)
     if (file.contains(name)) std::memcpy(c, file.record(name).bytes.data(), sizeof(std::int64_t));
 }

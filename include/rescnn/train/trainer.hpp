@@ -99,10 +99,11 @@ EvalResult evaluate(nn::Module<T, D>& model, Loader& loader) {
   std::int64_t correct = 0, samples = 0;
   loader.start_epoch(0);
   while (auto batch = loader.next()) {
-    const auto logits = model.forward(batch->images);
-    const std::int64_t n = batch->labels.numel();
-    loss_sum += static_cast<double>(criterion(logits, batch->labels)) * static_cast<double>(n);
-    correct += ops::count_correct(logits, batch->labels);
+    const auto labels = batch->labels.template to<D>();
+    const auto logits = model.forward(batch->images.template to<D>());
+    const std::int64_t n = labels.numel();
+    loss_sum += static_cast<double>(criterion(logits, labels)) * static_cast<double>(n);
+    correct += ops::count_correct(logits, labels);
     samples += n;
   }
   model.train(was_training);
@@ -157,8 +158,11 @@ class Trainer {
         ++step;
         if (options_.schedule) options_.schedule->apply(optimizer);
         optimizer.zero_grad();
-        const auto logits = model.forward(batch->images);
-        const double loss = static_cast<double>(criterion(logits, batch->labels));
+        // The batch comes from the loader on the host; on a GPU the upload is
+        // asynchronous and ordered before the kernels that read it.
+        const auto labels = batch->labels.template to<D>();
+        const auto logits = model.forward(batch->images.template to<D>());
+        const double loss = static_cast<double>(criterion(logits, labels));
         if (!std::isfinite(loss)) {
           bar.finish();
           throw TrainingDiverged(rescnn::detail::concat(
@@ -171,9 +175,9 @@ class Trainer {
         model.backward(criterion.backward());
         optimizer.step();
 
-        const std::int64_t n = batch->labels.numel();
+        const std::int64_t n = labels.numel();
         loss_sum += loss * static_cast<double>(n);
-        correct += ops::count_correct(logits, batch->labels);
+        correct += ops::count_correct(logits, labels);
         samples += n;
         const auto now = Clock::now();
         train_seconds += std::chrono::duration<double>(now - step_start).count();

@@ -3,6 +3,7 @@
 // assume consistent, positive sizes.
 #pragma once
 
+#include "rescnn/core/config.hpp"
 #include "rescnn/core/error.hpp"
 #include "rescnn/core/shape.hpp"
 
@@ -58,6 +59,13 @@ struct Pool2dGeometry {
   Size2 kernel, stride, padding, dilation{1};
   Shape input_shape() const { return {batch, channels, in_h, in_w}; }
   Shape output_shape() const { return {batch, channels, out_h, out_w}; }
+};
+
+// The extents of a batch-normalised NCHW tensor.
+struct BatchNormSizes {
+  index_t batch = 0, channels = 0, plane = 0;  // plane = H * W
+  RESCNN_HOST_DEVICE index_t per_channel() const { return batch * plane; }
+  RESCNN_HOST_DEVICE index_t numel() const { return batch * channels * plane; }
 };
 
 }  // namespace rescnn

@@ -7,7 +7,7 @@
 namespace rescnn::ops {
 
 template <class T, class D>
-cpu::BatchNormSizes batchnorm_sizes(const Tensor<T, D>& x, index_t channels) {
+BatchNormSizes batchnorm_sizes(const Tensor<T, D>& x, index_t channels) {
   check<ShapeError>(x.defined() && x.rank() == 4, "batch_norm: expected input of shape (N, C, H, W), got ", x.shape());
   check<ShapeError>(x.dim(1) == channels, "batch_norm: input ", x.shape(), " has ", x.dim(1),
                     " channels, but the layer has num_features=", channels);

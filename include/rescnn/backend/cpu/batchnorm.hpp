@@ -7,14 +7,10 @@
 
 #include <cmath>
 
+#include "rescnn/backend/geometry.hpp"
 #include "rescnn/core/shape.hpp"
 
 namespace rescnn::cpu {
-
-struct BatchNormSizes {
-  index_t batch, channels, plane;  // plane = H * W
-  index_t per_channel() const { return batch * plane; }
-};
 
 // Training forward: normalises with the batch statistics, saves mean and
 // 1/sqrt(var + eps) for backward, and updates the running statistics with

@@ -17,6 +17,7 @@
 #include "rescnn/backend/cpu/linear.hpp"
 #include "rescnn/backend/cpu/loss.hpp"
 #include "rescnn/backend/cpu/pooling.hpp"
+#include "rescnn/backend/cpu/tensor_groups.hpp"
 #include "rescnn/core/config.hpp"
 #include "rescnn/core/device.hpp"
 
@@ -27,6 +28,7 @@
 #include "rescnn/backend/cuda/linear.cuh"
 #include "rescnn/backend/cuda/loss.cuh"
 #include "rescnn/backend/cuda/pooling.cuh"
+#include "rescnn/backend/cuda/tensor_groups.cuh"
 #endif
 
 namespace rescnn::ops::detail {

@@ -22,7 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include "rescnn/ops/dispatch.hpp"
+#include "rescnn/ops/tensor_groups.hpp"
 #include "rescnn/optim/optimizer.hpp"
 
 namespace rescnn::optim {
@@ -74,37 +74,39 @@ struct AdamStep {
   bool l2, decoupled, amsgrad;
 };
 
+// std::sqrt on the host, CUDA's overloads on the device.
+template <class T>
+RESCNN_HOST_DEVICE inline T sqrt_any_device(T v) {
+#if defined(__CUDA_ARCH__)
+  return ::sqrt(v);
+#else
+  return std::sqrt(v);
+#endif
+}
+
 // One element's update, in PyTorch's operation order (results agree to
 // rounding). `v_max` is unused without amsgrad.
 template <class T>
-inline void adam_element(T& p, T g, T& m, T& v, T& v_max, const AdamStep<T>& s) {
+RESCNN_HOST_DEVICE inline void adam_element(T& p, T g, T& m, T& v, T& v_max, const AdamStep<T>& s) {
   if (s.decoupled) p = p * s.decay_factor;
   else if (s.l2) g = g + s.weight_decay * p;
   m = m * s.beta1 + s.one_minus_beta1 * g;
   v = v * s.beta2 + s.one_minus_beta2 * g * g;
-  if (s.amsgrad) v_max = std::max(v_max, v);
-  const T denom = std::sqrt(s.amsgrad ? v_max : v) / s.bc2_sqrt + s.eps;
+  if (s.amsgrad) v_max = v_max < v ? v : v_max;  // std::max(v_max, v)
+  const T denom = sqrt_any_device(s.amsgrad ? v_max : v) / s.bc2_sqrt + s.eps;
   p = p + s.neg_step_size * m / denom;
 }
 
-// Below this many elements a parallel region costs more than it saves.
-inline constexpr index_t kAdamParallelMin = index_t{1} << 14;
-
-// Element-wise over contiguous tensors, so the result does not depend on the
-// thread count. `v_max` may be null without amsgrad.
+// The update of element i of one parameter's group (parameter, gradient,
+// exp_avg, exp_avg_sq, max_exp_avg_sq or null), on either device.
 template <class T>
-void adam_cpu(index_t n, T* p, const T* g, T* m, T* v, T* v_max, const AdamStep<T>& s) {
-  if (v_max) {
-#pragma omp parallel for simd schedule(static) if (n >= kAdamParallelMin)
-    for (index_t i = 0; i < n; ++i) adam_element(p[i], g[i], m[i], v[i], v_max[i], s);
-  } else {
-#pragma omp parallel for simd schedule(static) if (n >= kAdamParallelMin)
-    for (index_t i = 0; i < n; ++i) {
-      T unused{};
-      adam_element(p[i], g[i], m[i], v[i], unused, s);
-    }
+struct AdamUpdate {
+  AdamStep<T> s;
+  RESCNN_HOST_DEVICE void operator()(T* const* group, index_t i) const {
+    T unused{};
+    adam_element(group[0][i], group[1][i], group[2][i], group[3][i], group[4] ? group[4][i] : unused, s);
   }
-}
+};
 
 // The implementation shared by Adam and AdamW (`decoupled` says which).
 template <class T, class D>
@@ -170,14 +172,16 @@ class AdamCore : public Optimizer<T, D> {
         .decoupled = decoupled_,
         .amsgrad = options_.amsgrad,
     };
+    std::vector<TensorGroup<T, 5>> groups;
+    groups.reserve(this->params_.size());
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       auto* p = this->params_[i].second;
       T* v_max = options_.amsgrad ? this->state(slots_[i].max_exp_avg_sq).data() : nullptr;
-      if constexpr (is_cpu_v<D>)
-        adam_cpu(p->value.numel(), p->value.data(), p->grad.data(), this->state(slots_[i].exp_avg).data(),
-                 this->state(slots_[i].exp_avg_sq).data(), v_max, s);
-      else RESCNN_UNSUPPORTED_DEVICE(D);
+      groups.push_back({{p->value.data(), p->grad.data(), this->state(slots_[i].exp_avg).data(),
+                         this->state(slots_[i].exp_avg_sq).data(), v_max},
+                        p->value.numel()});
     }
+    ops::for_each_element<D>(groups, AdamUpdate<T>{s});
   }
 
  private:

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "rescnn/ops/dispatch.hpp"
+#include "rescnn/ops/tensor_groups.hpp"
 #include "rescnn/optim/optimizer.hpp"
 
 namespace rescnn::optim {
@@ -56,7 +56,7 @@ struct SgdStep {
 // One element's update; `buf` is its momentum buffer (unused without
 // momentum). Operation order is PyTorch's, so results agree to rounding.
 template <class T>
-inline void sgd_element(T& p, T g, T& buf, const SgdStep<T>& s) {
+RESCNN_HOST_DEVICE inline void sgd_element(T& p, T g, T& buf, const SgdStep<T>& s) {
   T d = s.decay ? g + s.weight_decay * p : g;
   if (s.use_momentum) {
     buf = s.first ? d : buf * s.momentum + s.one_minus_dampening * d;
@@ -65,24 +65,16 @@ inline void sgd_element(T& p, T g, T& buf, const SgdStep<T>& s) {
   p = p + s.neg_lr * d;
 }
 
-// Below this many elements a parallel region costs more than it saves.
-inline constexpr index_t kSgdParallelMin = index_t{1} << 15;
-
-// Element-wise over a contiguous tensor, so the result does not depend on
-// the thread count. `buf` may be null when there is no momentum.
+// The update of element i of one parameter's group (parameter, gradient,
+// momentum buffer or null), on either device.
 template <class T>
-void sgd_cpu(index_t n, T* p, const T* g, T* buf, const SgdStep<T>& s) {
-  if (buf) {
-#pragma omp parallel for simd schedule(static) if (n >= kSgdParallelMin)
-    for (index_t i = 0; i < n; ++i) sgd_element(p[i], g[i], buf[i], s);
-  } else {
-#pragma omp parallel for simd schedule(static) if (n >= kSgdParallelMin)
-    for (index_t i = 0; i < n; ++i) {
-      T unused{};
-      sgd_element(p[i], g[i], unused, s);
-    }
+struct SgdUpdate {
+  SgdStep<T> s;
+  RESCNN_HOST_DEVICE void operator()(T* const* group, index_t i) const {
+    T unused{};
+    sgd_element(group[0][i], group[1][i], group[2] ? group[2][i] : unused, s);
   }
-}
+};
 
 }  // namespace detail
 
@@ -145,12 +137,14 @@ class SGD : public Optimizer<T, D> {
         .nesterov = options_.nesterov,
         .first = this->steps() == 0,
     };
+    std::vector<TensorGroup<T, 3>> groups;
+    groups.reserve(this->params_.size());
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       auto* p = this->params_[i].second;
       T* buf = buffers_.empty() ? nullptr : this->state(buffers_[i]).data();
-      if constexpr (is_cpu_v<D>) detail::sgd_cpu(p->value.numel(), p->value.data(), p->grad.data(), buf, s);
-      else RESCNN_UNSUPPORTED_DEVICE(D);
+      groups.push_back({{p->value.data(), p->grad.data(), buf}, p->value.numel()});
     }
+    ops::for_each_element<D>(groups, detail::SgdUpdate<T>{s});
   }
 
  private:

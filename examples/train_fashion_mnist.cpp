@@ -3,6 +3,7 @@
 //   train_fashion_mnist --epochs 3                          # native 28x28, CPU
 //   train_fashion_mnist --resize 96 --epochs 10 --lr 0.01   # d2l's configuration
 //   train_fashion_mnist --optimizer sgd --momentum 0.9 --lr 0.1 --schedule cosine --augment --epochs 30
+//   train_fashion_mnist --resize 96 --epochs 10 --device cuda  # on a GPU (a -DRESCNN_CUDA=ON build)
 //
 // Prints one line per epoch
 //   epoch=1 train_loss=… val_loss=… val_acc=… imgs_per_s=… seconds=…
@@ -83,22 +84,32 @@ std::string joined(const std::vector<std::string>& names) {
   return s;
 }
 
-std::unique_ptr<rn::optim::Optimizer<float>> make_optimizer(const Flags& f, rn::nn::Module<float>& model) {
+template <class D>
+std::string device_description() {
+#if RESCNN_WITH_CUDA
+  if constexpr (rn::is_cuda_v<D>)
+    return std::string("cuda:") + std::to_string(rn::cuda::context().device()) + " (" +
+           rn::cuda::context().properties().name + ")";
+#endif
+  return std::string(D::name);
+}
+
+template <class D>
+std::unique_ptr<rn::optim::Optimizer<float, D>> make_optimizer(const Flags& f, rn::nn::Module<float, D>& model) {
   if (f.optimizer == "sgd")
-    return std::make_unique<rn::optim::SGD<float>>(
+    return std::make_unique<rn::optim::SGD<float, D>>(
         model.named_parameters(),
         rn::optim::SGDOptions{.lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay, .nesterov = f.nesterov});
   if (f.optimizer == "adam")
-    return std::make_unique<rn::optim::Adam<float>>(model.named_parameters(),
-                                                     rn::optim::AdamOptions{.lr = f.lr, .weight_decay = f.weight_decay});
-  return std::make_unique<rn::optim::AdamW<float>>(
+    return std::make_unique<rn::optim::Adam<float, D>>(
+        model.named_parameters(), rn::optim::AdamOptions{.lr = f.lr, .weight_decay = f.weight_decay});
+  return std::make_unique<rn::optim::AdamW<float, D>>(
       model.named_parameters(), rn::optim::AdamWOptions{.lr = f.lr, .weight_decay = f.weight_decay});
 }
 
-int run(const Flags& f) {
-  if (f.device != "cpu")
-    throw rn::ValueError("--device " + f.device +
-                         ": this binary was built without CUDA (configure with -DRESCNN_CUDA=ON for --device cuda)");
+// The whole run on device D; the model code is the same for every device.
+template <class D>
+int train_on(const Flags& f) {
   if (f.threads > 0) rn::set_num_threads(f.threads);
   rn::manual_seed(f.seed);
 
@@ -111,7 +122,7 @@ int run(const Flags& f) {
                                .limit = f.limit,
                                .test_limit = f.test_limit,
                                .seed = f.seed});
-  auto model = rn::models::create<float>(f.model, {.num_classes = 10, .in_channels = 1});
+  auto model = rn::models::create<float, D>(f.model, {.num_classes = 10, .in_channels = 1});
   auto optimizer = make_optimizer(f, *model);
   const std::int64_t steps_per_epoch = data.train().num_batches();
   // One-cycle also cycles the momentum, when the optimizer has one.
@@ -121,7 +132,8 @@ int run(const Flags& f) {
   std::cerr << "model=" << f.model << " params=" << model->num_parameters() << " train_images="
             << data.train().num_samples() << " test_images=" << data.test().num_samples()
             << " image=" << data.train().image_height() << "x" << data.train().image_width()
-            << " batch=" << f.batch_size << " threads=" << rn::get_num_threads() << "\n"
+            << " batch=" << f.batch_size << " device=" << device_description<D>()
+            << " threads=" << rn::get_num_threads() << "\n"
             << "optimizer=" << optimizer->to_string() << " schedule=" << schedule->to_string() << "\n";
 
   rn::train::TrainerOptions options;
@@ -154,6 +166,16 @@ int run(const Flags& f) {
   const auto test = rn::train::evaluate(*model, data.test());
   std::cout << "test_acc=" << rn::train::format_fixed(test.accuracy, 4) << std::endl;
   return 0;
+}
+
+int run(const Flags& f) {
+  if (f.device == "cpu") return train_on<rn::Cpu>(f);
+#if RESCNN_WITH_CUDA
+  return train_on<rn::Cuda>(f);
+#else
+  throw rn::ValueError("--device " + f.device +
+                       ": this binary was built without CUDA (configure with -DRESCNN_CUDA=ON for --device cuda)");
+#endif
 }
 
 }  // namespace

@@ -1,0 +1,141 @@
+// bench_resnet — whole-model training and inference throughput, the same work
+// as ../shared/anchors/torch_resnet_bench.py and with the same output lines:
+//
+//   bench_resnet --size 96 --batch 128 --steps 20 [--device cuda] [--cases train,infer]
+//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=...
+//
+// A training step is zero_grad, forward, cross-entropy, backward and a plain
+// SGD step (lr 0.01), on random N(0,1) images of one channel and random labels
+// (10 classes), d2l's ResNet-18 unless --model names another. Two warm-up
+// steps run first (on a GPU they choose the cuDNN algorithms and fill the
+// allocator's cache); the timed steps end with a device synchronisation.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+
+#include <rescnn/rescnn.hpp>
+
+namespace rn = rescnn;
+
+namespace {
+
+struct Args {
+  int threads = 2;
+  long size = 28, batch = 128, steps = 5;
+  std::string device = "cpu", cases = "train,infer", model = "d2l_resnet18";
+  bool tf32 = true;
+};
+
+long to_long(const std::string& flag, const std::string& text, long lo) {
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || v < lo)
+    throw rn::ValueError(flag + ": expected an integer >= " + std::to_string(lo) + ", got '" + text + "'");
+  return v;
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--no-tf32") {
+      a.tf32 = false;
+      continue;
+    }
+    if (i + 1 >= argc) throw rn::ValueError(flag + ": missing value");
+    const std::string value = argv[++i];
+    if (flag == "--threads") a.threads = static_cast<int>(to_long(flag, value, 0));
+    else if (flag == "--size") a.size = to_long(flag, value, 1);
+    else if (flag == "--batch") a.batch = to_long(flag, value, 1);
+    else if (flag == "--steps") a.steps = to_long(flag, value, 1);
+    else if (flag == "--device") a.device = value;
+    else if (flag == "--cases") a.cases = value;
+    else if (flag == "--model") a.model = value;
+    else throw rn::ValueError("unknown flag '" + flag + "' (--threads --size --batch --steps --device --cases --model --no-tf32)");
+  }
+  if (a.device != "cpu" && a.device != "cuda") throw rn::ValueError("--device: cpu or cuda, got '" + a.device + "'");
+  return a;
+}
+
+template <class D>
+void synchronize() {
+#if RESCNN_WITH_CUDA
+  if constexpr (rn::is_cuda_v<D>) rn::cuda::synchronize();
+#endif
+}
+
+// Images per second over `steps` steps of `train` (or inference) mode.
+template <class D>
+double bench(const Args& a, bool train) {
+  rn::manual_seed(0);
+  auto model = rn::models::create<float, D>(a.model, {.num_classes = 10, .in_channels = 1});
+  const auto x = rn::Tensor<float>::normal({a.batch, 1, a.size, a.size}, 0, 1).template to<D>();
+  std::vector<std::int64_t> labels(static_cast<std::size_t>(a.batch));
+  for (auto& l : labels) l = static_cast<std::int64_t>(rn::default_generator().uniform(0, 10)) % 10;
+  const auto y = rn::Tensor<std::int64_t>::from_vector({a.batch}, labels).template to<D>();
+  rn::optim::SGD<float, D> opt(model->named_parameters(), {.lr = 0.01});
+  rn::nn::CrossEntropyLoss<float, D> criterion;
+  model->train(train);
+  const auto step = [&] {
+    if (train) {
+      opt.zero_grad();
+      criterion(model->forward(x), y);
+      model->backward(criterion.backward());
+      opt.step();
+    } else {
+      rn::nn::NoGradGuard no_grad;
+      model->forward(x);
+    }
+  };
+  step();
+  step();
+  synchronize<D>();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < a.steps; ++i) step();
+  synchronize<D>();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return static_cast<double>(a.batch * a.steps) / seconds;
+}
+
+template <class D>
+void run(const Args& a) {
+  std::string case_model = a.model == "d2l_resnet18" ? "resnet18" : a.model;
+  std::string rest = a.cases;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string c = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    if (c != "train" && c != "infer") throw rn::ValueError("--cases: train and/or infer, got '" + c + "'");
+    const double r = bench<D>(a, c == "train");
+    std::printf("case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f device=%s\n", case_model.c_str(),
+                c.c_str(), a.batch, a.size, a.size, a.threads, r, std::string(D::name).c_str());
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Args a = parse(argc, argv);
+    if (a.threads > 0) rn::set_num_threads(a.threads);
+    if (a.device == "cpu") {
+      run<rn::Cpu>(a);
+    } else {
+#if RESCNN_WITH_CUDA
+      // PyTorch's defaults unless --no-tf32: TF32 convolutions, fp32 matmuls.
+      if (!a.tf32) rn::cuda::set_allow_tf32(false);
+      std::fprintf(stderr, "device: %s\n", rn::cuda::context().properties().name);
+      run<rn::Cuda>(a);
+#else
+      throw rn::ValueError("--device cuda: this binary was built without CUDA (configure with -DRESCNN_CUDA=ON)");
+#endif
+    }
+  } catch (const rn::Error& e) {
+    std::fprintf(stderr, "bench_resnet: %s\n", e.what());
+    return 2;
+  }
+  return 0;
+}

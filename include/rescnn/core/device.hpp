@@ -13,6 +13,7 @@
 #include <new>
 #include <string_view>
 
+#include "rescnn/backend/cpu/allocator.hpp"
 #include "rescnn/core/config.hpp"
 #include "rescnn/core/error.hpp"
 
@@ -33,21 +34,14 @@ template <class D>
 struct DeviceTraits;  // specialised per device: allocate / deallocate
 
 // Host memory: 64-byte aligned (one cache line, one AVX-512 register), so
-// kernels may use aligned vector loads on the start of every tensor.
+// kernels may use aligned vector loads on the start of every tensor. Large
+// blocks are cached for reuse (backend/cpu/allocator.hpp).
 template <>
 struct DeviceTraits<Cpu> {
-  static constexpr std::size_t alignment = 64;
+  static constexpr std::size_t alignment = cpu::HostAllocator::kAlignment;
 
-  static void* allocate(std::size_t bytes) {
-    if (bytes == 0) return nullptr;
-    const std::size_t rounded = (bytes + alignment - 1) / alignment * alignment;
-    void* p = std::aligned_alloc(alignment, rounded);
-    if (!p)
-      throw Error(detail::concat("cpu: out of memory allocating ", bytes, " bytes"));
-    return p;
-  }
-
-  static void deallocate(void* p) noexcept { std::free(p); }
+  static void* allocate(std::size_t bytes) { return cpu::HostAllocator::instance().allocate(bytes); }
+  static void deallocate(void* p) noexcept { cpu::HostAllocator::instance().deallocate(p); }
   // Memory that a host-to-device upload will fill (Tensor::to); on the host
   // it is ordinary memory.
   static void* allocate_for_upload(std::size_t bytes) { return allocate(bytes); }

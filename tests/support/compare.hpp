@@ -79,4 +79,11 @@ IsCloseTo<T, T, D> IsClose(const Tensor<T, D>& expected, double rtol) {
   return IsCloseTo<T, T, D>(expected, rtol);
 }
 
+// REQUIRE_THAT(float_result, IsCloseToReference<float>(double_reference, 1e-5)):
+// a result compared with a reference computed in another precision.
+template <class T, class U, class D>
+IsCloseTo<T, U, D> IsCloseToReference(const Tensor<U, D>& expected, double rtol) {
+  return IsCloseTo<T, U, D>(expected, rtol);
+}
+
 }  // namespace rescnn::testing

@@ -1,0 +1,153 @@
+// The CPU's own single-precision GEMM (backend/cpu/gemm.hpp) and the
+// implicit-GEMM convolutions built on it (backend/cpu/conv_gemm.hpp),
+// against double-precision references: every transpose combination, edge
+// sizes around the register tile (8 x 48) and the cache blocks (depth 256,
+// 128 rows, 1536 columns), accumulation, leading dimensions wider than the
+// matrix (nothing outside the matrix may be written), and convolutions whose
+// output tiles straddle samples, strided and dilated ones, groups and every
+// backward path.
+//
+// On a CPU without AVX-512 these paths do not exist; the tests say so and
+// check that the Eigen path is the one in use.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "rescnn/backend/cpu/conv2d.hpp"
+#include "rescnn/backend/cpu/gemm.hpp"
+#include "rescnn/ops/conv2d.hpp"
+#include "support/compare.hpp"
+
+using namespace rescnn;
+using rescnn::testing::IsCloseToReference;
+
+namespace {
+
+template <class T>
+std::vector<T> random_vector(std::size_t n, Generator& gen) {
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(gen.normal(0, 1));
+  return v;
+}
+
+template <class T>
+Tensor<double> to_double(const Tensor<T>& t) {
+  const auto v = t.to_vector();
+  return Tensor<double>::from_vector(t.shape(), std::vector<double>(v.begin(), v.end()));
+}
+
+}  // namespace
+
+TEST_CASE("sgemm equals a double-precision product: transposes, edges, blocks, accumulation", "[gemm]") {
+  if constexpr (!cpu::kHaveFastGemm) {
+    WARN("this CPU has no AVX-512: rescnn uses Eigen's GEMM, and these tests do not apply");
+    return;
+  } else {
+    struct Size {
+      index_t m, n, k;
+    };
+    // Around the tile (8 x 48), the blocks (depth 256, 128 rows, 1536
+    // columns) and degenerate extents.
+    const std::vector<Size> sizes{{1, 1, 1},     {8, 48, 16},    {7, 47, 5},    {9, 49, 257},  {17, 97, 300},
+                                  {129, 50, 64}, {130, 1600, 40}, {64, 576, 600}, {3, 2000, 1}, {300, 5, 513}};
+    Generator gen(1);
+    for (const auto& s : sizes) {
+      for (int trans = 0; trans < 4; ++trans) {
+        const bool ta = trans & 1, tb = trans & 2;
+        for (bool accumulate : {false, true}) {
+          INFO("M=" << s.m << " N=" << s.n << " K=" << s.k << " trans_a=" << ta << " trans_b=" << tb
+                    << " accumulate=" << accumulate);
+          // Leading dimensions wider than the matrices; C's spare columns
+          // hold a sentinel that must survive.
+          const index_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 5, ldc = s.n + 7;
+          const auto a = random_vector<float>(static_cast<std::size_t>((ta ? s.k : s.m) * lda), gen);
+          const auto b = random_vector<float>(static_cast<std::size_t>((tb ? s.n : s.k) * ldb), gen);
+          auto c = random_vector<float>(static_cast<std::size_t>(s.m * ldc), gen);
+          for (index_t i = 0; i < s.m; ++i)
+            for (index_t j = s.n; j < ldc; ++j) c[static_cast<std::size_t>(i * ldc + j)] = 12345.0f;
+          std::vector<double> expected(static_cast<std::size_t>(s.m * s.n));
+          for (index_t i = 0; i < s.m; ++i)
+            for (index_t j = 0; j < s.n; ++j) {
+              double sum = accumulate ? c[static_cast<std::size_t>(i * ldc + j)] : 0.0;
+              for (index_t k = 0; k < s.k; ++k)
+                sum += static_cast<double>(a[static_cast<std::size_t>(ta ? k * lda + i : i * lda + k)]) *
+                       b[static_cast<std::size_t>(tb ? j * ldb + k : k * ldb + j)];
+              expected[static_cast<std::size_t>(i * s.n + j)] = sum;
+            }
+          cpu::sgemm(s.m, s.n, s.k, a.data(), lda, ta, b.data(), ldb, tb, c.data(), ldc, accumulate);
+          std::vector<float> actual(static_cast<std::size_t>(s.m * s.n));
+          bool sentinel_intact = true;
+          for (index_t i = 0; i < s.m; ++i) {
+            for (index_t j = 0; j < s.n; ++j)
+              actual[static_cast<std::size_t>(i * s.n + j)] = c[static_cast<std::size_t>(i * ldc + j)];
+            for (index_t j = s.n; j < ldc; ++j) sentinel_intact &= c[static_cast<std::size_t>(i * ldc + j)] == 12345.0f;
+          }
+          CHECK(sentinel_intact);
+          const auto cl = testing::closeness(actual, expected);
+          INFO("worst relative error " << cl.max_rel_error << " at " << cl.worst);
+          CHECK(cl.max_rel_error <= 1e-5);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("sgemm with K = 0 writes zeros or leaves C alone", "[gemm]") {
+  if constexpr (cpu::kHaveFastGemm) {
+    std::vector<float> c(6, 3.0f);
+    cpu::sgemm(2, 3, 0, nullptr, 1, false, nullptr, 3, false, c.data(), 3, true);
+    CHECK(c == std::vector<float>(6, 3.0f));
+    cpu::sgemm(2, 3, 0, nullptr, 1, false, nullptr, 3, false, c.data(), 3, false);
+    CHECK(c == std::vector<float>(6, 0.0f));
+  }
+}
+
+TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path", "[gemm][conv2d]") {
+  struct Case {
+    const char* name;
+    Shape input, weight;
+    ops::Conv2dParams params;
+  };
+  const std::vector<Case> cases{
+      // Output planes of 49, 16, 4 and 1 positions: 48-column tiles straddle samples.
+      {"3x3 pad 1 on 7x7 (tiles straddle samples)", {9, 16, 7, 7}, {24, 16, 3, 3}, {1, 1, 1, 1}},
+      {"3x3 pad 1 on 4x4", {13, 8, 4, 4}, {16, 8, 3, 3}, {1, 1, 1, 1}},
+      {"3x3 pad 1 on 1x1", {50, 32, 1, 1}, {16, 32, 3, 3}, {1, 1, 1, 1}},
+      {"3x3 pad 1 on 24x24, deep (K > 256)", {3, 40, 24, 24}, {16, 40, 3, 3}, {1, 1, 1, 1}},
+      {"3x3 stride 2 pad 1 (strided input gradient)", {4, 8, 13, 11}, {12, 8, 3, 3}, {2, 1, 1, 1}},
+      {"1x1 stride 2 (projection shortcut)", {4, 16, 9, 9}, {32, 16, 1, 1}, {2, 0, 1, 1}},
+      {"1x1 stride 1", {5, 16, 6, 6}, {8, 16, 1, 1}, {1, 0, 1, 1}},
+      {"1x1 pad 1 (padding beyond the kernel)", {2, 4, 5, 5}, {6, 4, 1, 1}, {1, 1, 1, 1}},
+      {"7x7 stride 2 pad 3 stem", {3, 1, 28, 28}, {64, 1, 7, 7}, {2, 3, 1, 1}},
+      {"dilation 2", {2, 6, 12, 10}, {8, 6, 3, 3}, {1, 2, 2, 1}},
+      {"groups 4", {3, 16, 8, 8}, {16, 4, 3, 3}, {1, 1, 1, 4}},
+      {"asymmetric kernel, stride and padding", {2, 4, 9, 11}, {6, 4, 3, 5}, {Size2(2, 1), Size2(1, 2), 1, 1}},
+      {"many output channels (M > 128 rows)", {2, 8, 6, 6}, {136, 8, 3, 3}, {1, 1, 1, 1}},
+  };
+  for (const auto& c : cases) {
+    SECTION(c.name) {
+      const auto g = ops::conv2d_geometry(c.input, c.weight, c.params);
+      CHECK(cpu::use_implicit_gemm<float>(g) == cpu::kHaveFastGemm);
+      Generator gen(7);
+      const auto x = Tensor<float>::normal(c.input, 0, 1, gen);
+      const auto w = Tensor<float>::normal(c.weight, 0, 1, gen);
+      const auto b = Tensor<float>::normal({c.weight[0]}, 0, 1, gen);
+      const auto dy = Tensor<float>::normal(g.output_shape(), 0, 1, gen);
+      const auto xd = to_double(x), wd = to_double(w), bd = to_double(b), dyd = to_double(dy);
+
+      CHECK_THAT(ops::conv2d_forward(x, w, &b, c.params), IsCloseToReference<float>(ops::conv2d_forward(xd, wd, &bd, c.params), 1e-5));
+
+      // Gradients accumulate into non-zero starting values.
+      auto dw = Tensor<float>::normal(c.weight, 0, 1, gen);
+      auto db = Tensor<float>::normal({c.weight[0]}, 0, 1, gen);
+      auto dwd = to_double(dw), dbd = to_double(db);
+      const auto dx = ops::conv2d_backward(x, w, dy, c.params, dw, &db);
+      const auto dxd = ops::conv2d_backward(xd, wd, dyd, c.params, dwd, &dbd);
+      CHECK_THAT(dx, IsCloseToReference<float>(dxd, 1e-5));
+      CHECK_THAT(dw, IsCloseToReference<float>(dwd, 1e-5));
+      CHECK_THAT(db, IsCloseToReference<float>(dbd, 1e-5));
+    }
+  }
+}

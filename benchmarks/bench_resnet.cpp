@@ -2,13 +2,18 @@
 // as ../shared/anchors/torch_resnet_bench.py and with the same output lines:
 //
 //   bench_resnet --size 96 --batch 128 --steps 20 [--device cuda] [--cases train,infer]
-//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=...
+//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu
 //
+// peak_rss_mb is the process's peak resident memory so far (getrusage), so
+// it describes one case only when the process runs one case (--cases train);
+// benchmarks/compare_pytorch.sh runs each case in its own process.
 // A training step is zero_grad, forward, cross-entropy, backward and a plain
 // SGD step (lr 0.01), on random N(0,1) images of one channel and random labels
 // (10 classes), d2l's ResNet-18 unless --model names another. Two warm-up
 // steps run first (on a GPU they choose the cuDNN algorithms and fill the
 // allocator's cache); the timed steps end with a device synchronisation.
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -99,6 +104,13 @@ double bench(const Args& a, bool train) {
   return static_cast<double>(a.batch * a.steps) / seconds;
 }
 
+// The peak resident set of this process, in MiB (Linux reports KiB).
+double peak_rss_mb() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
 template <class D>
 void run(const Args& a) {
   std::string case_model = a.model == "d2l_resnet18" ? "resnet18" : a.model;
@@ -109,8 +121,9 @@ void run(const Args& a) {
     rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
     if (c != "train" && c != "infer") throw rn::ValueError("--cases: train and/or infer, got '" + c + "'");
     const double r = bench<D>(a, c == "train");
-    std::printf("case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f device=%s\n", case_model.c_str(),
-                c.c_str(), a.batch, a.size, a.size, a.threads, r, std::string(D::name).c_str());
+    std::printf("case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f peak_rss_mb=%.0f device=%s\n",
+                case_model.c_str(), c.c_str(), a.batch, a.size, a.size, a.threads, r, peak_rss_mb(),
+                std::string(D::name).c_str());
     std::fflush(stdout);
   }
 }

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""rescnn against PyTorch on the same machine, in the same run.
+
+Runs build/benchmarks/bench_resnet and benchmarks/torch_resnet_bench.py on the
+same cases (d2l ResNet-18, batch 128 by default), each case in a process of
+its own (so that its peak memory is its own), alternating which of the two
+goes first from round to round, for several rounds. A shared, noisy machine
+moves both alike within a round, so the per-round ratio rescnn / PyTorch is
+the figure to read; the script prints its minimum, median and maximum per
+case, with the medians of images/s and peak resident memory.
+
+  /usr/bin/python3 benchmarks/compare_pytorch.py                   # default cases, 5 rounds
+  /usr/bin/python3 benchmarks/compare_pytorch.py --rounds 7 --cases train:28,train:96,infer:96
+  /usr/bin/python3 benchmarks/compare_pytorch.py --markdown benchmarks/results/cpu.md
+
+Needs PyTorch for the python3 that runs it (Debian's python3-torch: use
+/usr/bin/python3) and a Release build of bench_resnet (--build DIR).
+"""
+import argparse
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LINE = re.compile(r"case=(\S+) batch=(\d+) size=(\S+) threads=(\d+) imgs_per_s=([\d.]+) peak_rss_mb=([\d.]+)")
+
+
+def run_one(cmd):
+    """Runs one benchmark process; returns (imgs_per_s, peak_rss_mb) of its single case line."""
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    m = LINE.search(out)
+    if not m:
+        sys.exit(f"compare_pytorch: no result line in the output of {' '.join(cmd)}:\n{out}")
+    return float(m.group(5)), float(m.group(6))
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default="build", help="the CMake build directory (default: build)")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--cases", default="train:28,train:96,infer:28,infer:96",
+                   help="comma-separated mode:size pairs (mode train or infer)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--markdown", help="also write the table as Markdown to this file")
+    a = p.parse_args()
+
+    ours_bin = os.path.join(a.build, "benchmarks", "bench_resnet")
+    if not os.access(ours_bin, os.X_OK):
+        sys.exit(f"compare_pytorch: {ours_bin} not found; build it first "
+                 f"(cmake --build {a.build} --target bench_resnet)")
+    torch_script = os.path.join(HERE, "torch_resnet_bench.py")
+    cases = []
+    for spec in a.cases.split(","):
+        mode, _, size = spec.partition(":")
+        if mode not in ("train", "infer") or not size.isdigit():
+            sys.exit(f"compare_pytorch: bad case '{spec}' (expected train:SIZE or infer:SIZE)")
+        cases.append((mode, int(size)))
+
+    # Timed steps per process: enough for a few seconds of work at each size.
+    def steps(mode, size):
+        per_image = (size / 28.0) ** 2 * (3 if mode == "train" else 1)
+        return max(2, min(20, int(round(24 / per_image))))
+
+    results = {c: {"ours": [], "torch": [], "ratio": [], "ours_rss": [], "torch_rss": []} for c in cases}
+    started = time.time()
+    for r in range(a.rounds):
+        for mode, size in cases:
+            common = ["--size", str(size), "--batch", str(a.batch), "--steps", str(steps(mode, size)),
+                      "--threads", str(a.threads), "--cases", mode]
+            ours_cmd = [ours_bin] + common
+            torch_cmd = [sys.executable, torch_script] + common
+            order = [("ours", ours_cmd), ("torch", torch_cmd)]
+            if r % 2:
+                order.reverse()
+            got = {}
+            for who, cmd in order:
+                got[who] = run_one(cmd)
+            res = results[(mode, size)]
+            res["ours"].append(got["ours"][0])
+            res["torch"].append(got["torch"][0])
+            res["ours_rss"].append(got["ours"][1])
+            res["torch_rss"].append(got["torch"][1])
+            res["ratio"].append(got["ours"][0] / got["torch"][0])
+            print(f"round {r + 1}/{a.rounds} {mode} {size}x{size}: rescnn {got['ours'][0]:.1f} img/s, "
+                  f"PyTorch {got['torch'][0]:.1f} img/s, ratio {got['ours'][0] / got['torch'][0]:.3f}",
+                  flush=True)
+
+    header = ("| case | rescnn img/s | PyTorch img/s | ratio min | ratio median | ratio max "
+              "| rescnn peak MiB | PyTorch peak MiB |")
+    rows = [header, "|" + "---|" * 8]
+    for (mode, size), res in results.items():
+        med = statistics.median
+        rows.append(f"| resnet18_{mode} {size}x{size} | {med(res['ours']):.1f} | {med(res['torch']):.1f} "
+                    f"| {min(res['ratio']):.3f} | {med(res['ratio']):.3f} | {max(res['ratio']):.3f} "
+                    f"| {med(res['ours_rss']):.0f} | {med(res['torch_rss']):.0f} |")
+    table = "\n".join(rows)
+    print()
+    print(table)
+
+    if a.markdown:
+        import torch  # only for its version in the report
+        elapsed = time.time() - started
+        with open(a.markdown, "w") as f:
+            f.write("# rescnn vs PyTorch on the CPU\n\n")
+            f.write("Generated by `benchmarks/compare_pytorch.py"
+                    + "".join(f" {x}" for x in sys.argv[1:]) + "`; do not edit by hand.\n\n")
+            f.write(f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+            f.write(f"- Machine: {cpu_name()}, {os.cpu_count()} logical CPUs; threads={a.threads}\n")
+            f.write(f"- PyTorch {torch.__version__} (Python {platform.python_version()}), "
+                    f"d2l ResNet-18, batch {a.batch}, fp32\n")
+            f.write(f"- {a.rounds} rounds, each case in its own process, the order of the two programs "
+                    f"alternating between rounds; {elapsed / 60:.1f} minutes in all\n")
+            f.write("- ratio = rescnn img/s / PyTorch img/s within one round (higher is better for rescnn); "
+                    "peak = peak resident memory of the process running that case alone\n\n")
+            f.write(table + "\n")
+        print(f"\nwrote {a.markdown}")
+
+
+if __name__ == "__main__":
+    main()

@@ -51,39 +51,47 @@ struct StepLog {
 }  // namespace
 
 TEST_CASE("A short training run on real Fashion-MNIST lowers the loss", "[trainer]") {
-  rn::manual_seed(0);
-  SmallFashionMnist data(384, 500, {.batch_size = 32, .shuffle = true, .seed = 1});
-  auto model = rn::models::d2l_resnet18<float>();
-  rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01, .momentum = 0.9});
-  StepLog log;
-  std::ostringstream lines;
-  rn::train::Trainer trainer({.max_epochs = 2, .progress = rn::train::ProgressMode::Silent, .log = &lines,
-                              .on_step = log.callback()});
-  const rn::train::History h = trainer.fit(*model, sgd, data);
-
-  REQUIRE(h.size() == 2);
-  REQUIRE(log.steps.size() == 24);
-  const auto mean_loss = [&](std::size_t first, std::size_t n) {
-    double s = 0;
-    for (std::size_t i = first; i < first + n; ++i) s += std::get<2>(log.steps[i]);
-    return s / static_cast<double>(n);
-  };
-  INFO(lines.str());
-  // Chance level is ln(10) = 2.30; a few dozen SGD steps must get well below.
-  CHECK(mean_loss(0, 3) > 1.2);
-  CHECK(mean_loss(21, 3) < 0.7 * mean_loss(0, 3));
-  CHECK(h.back().train_loss < h.epochs().front().train_loss);
   // Eval-mode BatchNorm after 24 steps still has unsettled running
-  // statistics, so validation lags: PyTorch on the same run gives val_loss
-  // 95.8 then 14.0 and val_acc 0.13 then 0.21 (we: 62.7, 16.6, 0.09, 0.20).
-  CHECK(h.back().val_loss < h.epochs().front().val_loss);
-  CHECK(h.back().val_acc > 0.15);
-  // One plain line per epoch, in the documented form.
-  const std::string text = lines.str();
-  CHECK(text.rfind("epoch=1 train_loss=", 0) == 0);
-  CHECK(text.find("\nepoch=2 train_loss=") != std::string::npos);
-  CHECK(text.find(" val_loss=") != std::string::npos);
-  CHECK(text.find(" imgs_per_s=") != std::string::npos);
+  // statistics, so validation accuracy after two epochs is a lottery over
+  // the seed: measured over seeds 0-5 it ranged from 0.12 to 0.36 (PyTorch
+  // on seed 0's run: 0.21). One seed's accuracy is therefore no test of
+  // learning; the mean over three seeds is, and each run must lower its
+  // training and validation losses.
+  double sum_val_acc = 0;
+  for (std::uint64_t seed : {0, 1, 2}) {
+    rn::manual_seed(seed);
+    SmallFashionMnist data(384, 500, {.batch_size = 32, .shuffle = true, .seed = 1});
+    auto model = rn::models::d2l_resnet18<float>();
+    rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01, .momentum = 0.9});
+    StepLog log;
+    std::ostringstream lines;
+    rn::train::Trainer trainer({.max_epochs = 2, .progress = rn::train::ProgressMode::Silent, .log = &lines,
+                                .on_step = log.callback()});
+    const rn::train::History h = trainer.fit(*model, sgd, data);
+
+    INFO("seed " << seed << "\n" << lines.str());
+    REQUIRE(h.size() == 2);
+    REQUIRE(log.steps.size() == 24);
+    const auto mean_loss = [&](std::size_t first, std::size_t n) {
+      double s = 0;
+      for (std::size_t i = first; i < first + n; ++i) s += std::get<2>(log.steps[i]);
+      return s / static_cast<double>(n);
+    };
+    // Chance level is ln(10) = 2.30; a few dozen SGD steps must get well below.
+    CHECK(mean_loss(0, 3) > 1.2);
+    CHECK(mean_loss(21, 3) < 0.7 * mean_loss(0, 3));
+    CHECK(h.back().train_loss < h.epochs().front().train_loss);
+    CHECK(h.back().val_loss < h.epochs().front().val_loss);
+    sum_val_acc += h.back().val_acc;
+    // One plain line per epoch, in the documented form.
+    const std::string text = lines.str();
+    CHECK(text.rfind("epoch=1 train_loss=", 0) == 0);
+    CHECK(text.find("\nepoch=2 train_loss=") != std::string::npos);
+    CHECK(text.find(" val_loss=") != std::string::npos);
+    CHECK(text.find(" imgs_per_s=") != std::string::npos);
+  }
+  // Chance is 0.10; measured means of seeds 0-2: 0.195 (Eigen convolutions), 0.192 (AVX-512 GEMM).
+  CHECK(sum_val_acc / 3 > 0.15);
 }
 
 // Trains `epochs` epochs uninterrupted, then `resume_after` epochs plus a

@@ -1,23 +1,32 @@
 // rescnn/backend/cpu/conv_gemm.hpp — convolution as implicit GEMM (float,
-// AVX-512).
+// AVX-512), without the padding.
 //
 // A convolution is the product of its weights [OC, K] (K = C/g * kh * kw) with
 // the im2col matrix [K, J] of the input (J = N * OH * OW). The classic CPU
 // implementation writes that matrix out (nine times the input for a 3x3
-// kernel) and then copies it again into the GEMM's packed panels. Here the
-// GEMM's B packer reads the panels straight from the image with AVX-512
-// gathers (padding is a masked-off lane, read as zero), and the GEMM's
-// store writes the output straight into NCHW: the im2col matrix never
-// exists, no per-sample loop remains, and the output needs no copy.
+// kernel), copies it again into the GEMM's packed panels, and multiplies the
+// zeros of the padding like any other value. On the small planes of a
+// ResNet's later stages that is most of the work: a 3x3 convolution with
+// padding 1 on a 1x1 plane uses one tap of nine, on a 2x2 plane four.
 //
-//   forward          Y[OC, J]  = W[OC, K]  * col(x)[K, J]
-//   backward-weight  dW[OC, K] += dY[OC, J] * col(x)^T[J, K]
-//   backward-data    stride 1:  dx = the forward convolution of dY with the
+// Here the output positions are split into tap classes: positions whose
+// window has the same rectangle of taps inside the image (the interior, each
+// edge, each corner). Each class is one GEMM whose depth runs over only its
+// valid taps, so no padding is ever multiplied and no bounds are tested:
+//
+//   forward          Y[OC, class] = W[OC, valid taps] * col(x)[valid taps, class]
+//   backward-weight  dW[OC, valid taps] += dY[OC, class] * col(x)^T[class, valid taps]
+//   backward-data    stride 1: the forward convolution of dY with the
 //                    flipped, transposed weights and padding d*(k-1) - p;
 //                    otherwise: dcol[K, J] = W^T dY, then col2im (chunked).
 //
-// Gather indices are 32-bit: tensors of 2^31 elements or more take the
-// Eigen path in conv2d.hpp (usable_for()).
+// The GEMM's packers read the panels straight from the image through tables
+// of offsets (masked loads where offsets are consecutive, gathers elsewhere),
+// and its store writes straight into NCHW (or into the strided taps of dW):
+// the im2col matrix never exists and no per-sample loop remains.
+//
+// Offsets are 32-bit: tensors of 2^30 elements or more take the Eigen path
+// in conv2d.hpp (usable_for()).
 #pragma once
 
 #if defined(__AVX512F__)
@@ -27,6 +36,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "rescnn/backend/cpu/gemm.hpp"
 #include "rescnn/backend/cpu/im2col.hpp"
@@ -38,26 +49,18 @@ namespace rescnn::cpu::conv_gemm {
 using gemm::kMR;
 using gemm::kNR;
 
-// A lane whose position is outside the image for every tap.
-inline constexpr std::int32_t kOutside = std::numeric_limits<std::int32_t>::min() / 2;
-
-// Whether the gathers' 32-bit indices can address every tensor involved.
+// Whether 32-bit offsets can address every tensor involved (offsets of
+// padded positions may lie a little outside the tensor, hence the margin).
 inline bool usable_for(const Conv2dGeometry& g) {
-  const auto limit = static_cast<index_t>(std::numeric_limits<std::int32_t>::max() / 2);
+  const auto limit = index_t{1} << 30;
   return g.input_shape().numel() < limit && g.output_shape().numel() < limit;
-}
-
-// Lanes (ih, iw) inside [0, H) x [0, W): one unsigned compare each.
-inline __mmask16 inside(__m512i ih, __m512i iw, __m512i h, __m512i w) {
-  return _mm512_cmplt_epu32_mask(ih, h) & _mm512_cmplt_epu32_mask(iw, w);
 }
 
 // How one vector of 16 lanes is read: lanes whose memory offsets are
 // consecutive form a run, read with one masked load (lanes outside the run,
-// or outside the image, are masked off and read as zero). A vector of more
-// than kMaxRuns runs is gathered instead. For a stride-1 convolution a run is
-// a stretch of one output row, so on planes 16 or more wide most vectors are
-// one or two runs.
+// or past the end of the matrix, are masked off and read as zero). A vector
+// of more than kMaxRuns runs is gathered instead. For a stride-1 convolution
+// a run is a stretch of one output row (or, across taps, of one kernel row).
 struct LaneRuns {
   static constexpr int kMaxRuns = 3;
   int count = 0;                   // 0: every lane is past the end; > kMaxRuns: gather
@@ -94,157 +97,6 @@ struct LaneRuns {
   }
 };
 
-// op(B) = col(x)[K, J] of one group: row k = (c, i, j) a kernel tap of input
-// channel c0 + c, column = (n, oh, ow) an output position.
-struct ColumnsB {
-  const float* x;
-  const Conv2dGeometry* g;
-  index_t c0;
-
-  void operator()(index_t k0, index_t kc, index_t j0, index_t nc, float* dst) const {
-    const Conv2dGeometry& G = *g;
-    const index_t P = G.out_plane(), J = G.batch * P, taps = G.kernel.h * G.kernel.w;
-    const auto W = static_cast<std::int32_t>(G.in_w), HW = static_cast<std::int32_t>(G.in_plane());
-    const auto CHW = static_cast<std::int32_t>(G.in_channels * G.in_plane());
-    const __m512i vh = _mm512_set1_epi32(static_cast<std::int32_t>(G.in_h)), vw = _mm512_set1_epi32(W);
-    for (index_t p = 0; p < nc; p += kNR) {
-      // Per column: the input offset and position of its tap (0, 0).
-      alignas(64) std::int32_t base[kNR], ih0[kNR], iw0[kNR];
-      bool valid[kNR];
-      for (index_t t = 0; t < kNR; ++t) {
-        const index_t j = j0 + p + t;
-        valid[t] = j < J;
-        if (!valid[t]) {
-          base[t] = 0;
-          ih0[t] = kOutside;
-          iw0[t] = kOutside;
-          continue;
-        }
-        const index_t n = j / P, q = j - n * P, oh = q / G.out_w, ow = q - oh * G.out_w;
-        ih0[t] = static_cast<std::int32_t>(oh * G.stride.h - G.padding.h);
-        iw0[t] = static_cast<std::int32_t>(ow * G.stride.w - G.padding.w);
-        base[t] = static_cast<std::int32_t>(n) * CHW + ih0[t] * W + iw0[t];
-      }
-      __m512i vbase[3], vih[3], viw[3];
-      LaneRuns runs[3];
-      for (int v = 0; v < 3; ++v) {
-        vbase[v] = _mm512_load_si512(base + 16 * v);
-        vih[v] = _mm512_load_si512(ih0 + 16 * v);
-        viw[v] = _mm512_load_si512(iw0 + 16 * v);
-        runs[v] = LaneRuns::of(base + 16 * v, valid + 16 * v);
-      }
-      float* out = dst + p * kc;
-      index_t c = k0 / taps, i = (k0 % taps) / G.kernel.w, jj = k0 % G.kernel.w;
-      for (index_t k = 0; k < kc; ++k) {
-        const auto di = static_cast<std::int32_t>(i * G.dilation.h), dj = static_cast<std::int32_t>(jj * G.dilation.w);
-        const std::int32_t shift = static_cast<std::int32_t>(c0 + c) * HW + di * W + dj;
-        const __m512i off = _mm512_set1_epi32(shift);
-        const __m512i vdi = _mm512_set1_epi32(di), vdj = _mm512_set1_epi32(dj);
-#pragma GCC unroll 3
-        for (int v = 0; v < 3; ++v) {
-          const __mmask16 m = inside(_mm512_add_epi32(vih[v], vdi), _mm512_add_epi32(viw[v], vdj), vh, vw);
-          _mm512_store_ps(out + k * kNR + 16 * v, runs[v].load(x, _mm512_add_epi32(vbase[v], off), shift, m));
-        }
-        if (++jj == G.kernel.w) {
-          jj = 0;
-          if (++i == G.kernel.h) {
-            i = 0;
-            ++c;
-          }
-        }
-      }
-    }
-  }
-};
-
-// op(B) = col(x)^T[J, K] of one group (for the weight gradient): row = an
-// output position, column = a kernel tap.
-struct ColumnsTransposedB {
-  const float* x;
-  const Conv2dGeometry* g;
-  index_t c0;
-
-  void operator()(index_t k0, index_t kc, index_t j0, index_t nc, float* dst) const {
-    const Conv2dGeometry& G = *g;
-    const index_t P = G.out_plane(), taps = G.kernel.h * G.kernel.w, K = G.patch_size();
-    const auto W = static_cast<std::int32_t>(G.in_w), HW = static_cast<std::int32_t>(G.in_plane());
-    const auto CHW = static_cast<std::int32_t>(G.in_channels * G.in_plane());
-    const __m512i vh = _mm512_set1_epi32(static_cast<std::int32_t>(G.in_h)), vw = _mm512_set1_epi32(W);
-    for (index_t p = 0; p < nc; p += kNR) {
-      // Per column (tap): its offset and displacement.
-      alignas(64) std::int32_t off[kNR], di[kNR], dj[kNR];
-      for (index_t t = 0; t < kNR; ++t) {
-        const index_t k = j0 + p + t;
-        if (k >= K) {
-          off[t] = 0;
-          di[t] = kOutside;
-          dj[t] = kOutside;
-          continue;
-        }
-        const index_t c = k / taps, i = (k % taps) / G.kernel.w, jj = k % G.kernel.w;
-        di[t] = static_cast<std::int32_t>(i * G.dilation.h);
-        dj[t] = static_cast<std::int32_t>(jj * G.dilation.w);
-        off[t] = static_cast<std::int32_t>(c0 + c) * HW + di[t] * W + dj[t];
-      }
-      __m512i voff[3], vdi[3], vdj[3];
-      for (int v = 0; v < 3; ++v) {
-        voff[v] = _mm512_load_si512(off + 16 * v);
-        vdi[v] = _mm512_load_si512(di + 16 * v);
-        vdj[v] = _mm512_load_si512(dj + 16 * v);
-      }
-      float* out = dst + p * kc;
-      index_t n = k0 / P, q = k0 - n * P, oh = q / G.out_w, ow = q - oh * G.out_w;
-      for (index_t k = 0; k < kc; ++k) {
-        const auto ih0 = static_cast<std::int32_t>(oh * G.stride.h - G.padding.h);
-        const auto iw0 = static_cast<std::int32_t>(ow * G.stride.w - G.padding.w);
-        const __m512i base = _mm512_set1_epi32(static_cast<std::int32_t>(n) * CHW + ih0 * W + iw0);
-        const __m512i vih0 = _mm512_set1_epi32(ih0), viw0 = _mm512_set1_epi32(iw0);
-#pragma GCC unroll 3
-        for (int v = 0; v < 3; ++v) {
-          const __mmask16 m = inside(_mm512_add_epi32(vdi[v], vih0), _mm512_add_epi32(vdj[v], viw0), vh, vw);
-          const __m512 val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_add_epi32(voff[v], base), x, 4);
-          _mm512_store_ps(out + k * kNR + 16 * v, val);
-        }
-        if (++ow == G.out_w) {
-          ow = 0;
-          if (++oh == G.out_h) {
-            oh = 0;
-            ++n;
-          }
-        }
-      }
-    }
-  }
-};
-
-// op(A) = t[rows, J] for an NCHW tensor t: row r = channel r0 + r, column =
-// (n, position). Used for dY in the weight gradient.
-struct NchwRowsA {
-  const float* t;
-  index_t r0, channels, plane, rows;  // rows: M
-
-  void operator()(index_t i0, index_t mc, index_t k0, index_t kc, float* dst) const {
-    for (index_t p = 0; p < mc; p += kMR) {
-      float* out = dst + p * kc;
-      for (index_t r = 0; r < kMR; ++r) {
-        const index_t row = i0 + p + r;
-        if (row >= rows) {
-          for (index_t k = 0; k < kc; ++k) out[k * kMR + r] = 0.0f;
-          continue;
-        }
-        index_t k = 0, j = k0;
-        while (k < kc) {
-          const index_t n = j / plane, q = j - n * plane, run = std::min(kc - k, plane - q);
-          const float* src = t + (n * channels + r0 + row) * plane + q;
-          for (index_t e = 0; e < run; ++e) out[(k + e) * kMR + r] = src[e];
-          k += run;
-          j += run;
-        }
-      }
-    }
-  }
-};
-
 // op(B) = t[rows, J] for an NCHW tensor t (row = channel r0 + k, column =
 // (n, position)). Used for dY in the strided backward-data product.
 struct NchwRowsB {
@@ -270,27 +122,227 @@ struct NchwRowsB {
   }
 };
 
+// op(A)(m, k) = a[m * row_stride + col_offset[k]]: weights restricted to a
+// class's taps, or dY restricted to a class's positions.
+struct OffsetColumnsA {
+  const float* a;
+  index_t row_stride;
+  const std::int32_t* col_offset;
+  index_t rows;  // M
+
+  void operator()(index_t i0, index_t mc, index_t k0, index_t kc, float* dst) const {
+    const std::int32_t* off = col_offset + k0;
+    for (index_t p = 0; p < mc; p += kMR) {
+      float* out = dst + p * kc;
+      for (index_t r = 0; r < kMR; ++r) {
+        const index_t row = i0 + p + r;
+        if (row >= rows) {
+          for (index_t k = 0; k < kc; ++k) out[k * kMR + r] = 0.0f;
+          continue;
+        }
+        const float* src = a + row * row_stride;
+        for (index_t k = 0; k < kc; ++k) out[k * kMR + r] = src[off[k]];
+      }
+    }
+  }
+};
+
+// op(B)(k, j) = x[depth_offset[k] + lane_offset[j]], every element inside x.
+// Forward: k = a tap of a channel, j = an output position of the class.
+// Weight gradient: k = a position, j = a tap.
+struct OffsetGridB {
+  const float* x;
+  const std::int32_t* lane_offset;   // per column j
+  const std::int32_t* depth_offset;  // per row k
+  index_t cols;                      // N
+
+  void operator()(index_t k0, index_t kc, index_t j0, index_t nc, float* dst) const {
+    for (index_t p = 0; p < nc; p += kNR) {
+      alignas(64) std::int32_t lane[kNR];
+      bool valid[kNR];
+      for (index_t t = 0; t < kNR; ++t) {
+        const index_t j = j0 + p + t;
+        valid[t] = j < cols;
+        lane[t] = valid[t] ? lane_offset[j] : 0;
+      }
+      __m512i vlane[3];
+      LaneRuns runs[3];
+      __mmask16 live[3];
+      for (int v = 0; v < 3; ++v) {
+        vlane[v] = _mm512_load_si512(lane + 16 * v);
+        runs[v] = LaneRuns::of(lane + 16 * v, valid + 16 * v);
+        live[v] = 0;
+        for (int l = 0; l < 16; ++l) live[v] |= static_cast<__mmask16>(valid[16 * v + l] ? 1u << l : 0u);
+      }
+      float* out = dst + p * kc;
+      for (index_t k = 0; k < kc; ++k) {
+        const std::int32_t shift = depth_offset[k0 + k];
+        const __m512i vshift = _mm512_set1_epi32(shift);
+#pragma GCC unroll 3
+        for (int v = 0; v < 3; ++v)
+          _mm512_store_ps(out + k * kNR + 16 * v, runs[v].load(x, _mm512_add_epi32(vlane[v], vshift), shift, live[v]));
+      }
+    }
+  }
+};
+
+// The output positions of one tap class and its rectangle of valid taps.
+struct TapClass {
+  index_t i_lo, i_hi, j_lo, j_hi;  // kernel rows [i_lo, i_hi) and columns [j_lo, j_hi) inside the image
+  std::vector<index_t> rows, cols;  // the output rows and columns of the class
+};
+
+// The kernel taps [lo, hi) along one axis that land inside [0, extent) for
+// output index o.
+inline void taps_inside(index_t o, index_t stride, index_t pad, index_t dilation, index_t kernel, index_t extent,
+                        index_t& lo, index_t& hi) {
+  const index_t start = o * stride - pad;
+  lo = start >= 0 ? 0 : std::min(kernel, (-start + dilation - 1) / dilation);
+  hi = start + (kernel - 1) * dilation < extent ? kernel : std::max<index_t>(0, (extent - 1 - start) / dilation + 1);
+  if (hi < lo) hi = lo;
+}
+
+// Groups the output positions by the rectangle of taps inside the image:
+// (distinct row ranges) x (distinct column ranges) classes. Positions whose
+// window is entirely padding belong to no class (their output is the bias).
+inline std::vector<TapClass> tap_classes(const Conv2dGeometry& g) {
+  const auto axis_classes = [](index_t out, index_t stride, index_t pad, index_t dilation, index_t kernel,
+                               index_t extent) {
+    std::vector<std::pair<std::pair<index_t, index_t>, std::vector<index_t>>> classes;
+    for (index_t o = 0; o < out; ++o) {
+      index_t lo, hi;
+      taps_inside(o, stride, pad, dilation, kernel, extent, lo, hi);
+      if (lo == hi) continue;
+      auto it = std::find_if(classes.begin(), classes.end(), [&](const auto& c) { return c.first == std::pair{lo, hi}; });
+      if (it == classes.end()) classes.push_back({{lo, hi}, {o}});
+      else it->second.push_back(o);
+    }
+    return classes;
+  };
+  const auto rows = axis_classes(g.out_h, g.stride.h, g.padding.h, g.dilation.h, g.kernel.h, g.in_h);
+  const auto cols = axis_classes(g.out_w, g.stride.w, g.padding.w, g.dilation.w, g.kernel.w, g.in_w);
+  std::vector<TapClass> out;
+  for (const auto& [ri, r] : rows)
+    for (const auto& [ci, c] : cols) out.push_back({ri.first, ri.second, ci.first, ci.second, r, c});
+  return out;
+}
+
+// How a convolution finds the weight of output channel m, input channel c
+// and tap (i, j) of group grp: w[grp * group_stride + m * row_stride +
+// tap_w(c, i, j)], with tap_w = c * channel_stride + (flipped ? taps - 1 -
+// (i * kw + j) : i * kw + j).
+// The plain layout is [out][in][kh][kw]; the stride-1 input gradient runs the
+// forward convolution with the same array read transposed and flipped.
+struct WeightLayout {
+  index_t group_stride, row_stride, channel_stride;
+  bool flipped;
+};
+
+// The offset tables of one class, for group channels starting at c0.
+struct ClassTables {
+  std::vector<std::int32_t> pos_in;   // per position: input offset of tap (0, 0), channel 0
+  std::vector<std::int32_t> pos_out;  // per position: output offset, channel 0
+  std::vector<std::int32_t> tap_in;   // per valid tap (c, i, j): input offset of that tap and channel c0 + c
+  std::vector<std::int32_t> tap_w;    // per valid tap: offset within a row of the weights (WeightLayout)
+
+  ClassTables(const Conv2dGeometry& g, const TapClass& tc, index_t c0, const WeightLayout& wl) {
+    const index_t HW = g.in_plane(), P = g.out_plane(), cpg = g.in_channels_per_group();
+    const index_t taps = g.kernel.h * g.kernel.w;
+    pos_in.reserve(static_cast<std::size_t>(g.batch) * tc.rows.size() * tc.cols.size());
+    pos_out.reserve(pos_in.capacity());
+    for (index_t n = 0; n < g.batch; ++n)
+      for (index_t oh : tc.rows)
+        for (index_t ow : tc.cols) {
+          const index_t ih = oh * g.stride.h - g.padding.h, iw = ow * g.stride.w - g.padding.w;
+          pos_in.push_back(static_cast<std::int32_t>(n * g.in_channels * HW + ih * g.in_w + iw));
+          pos_out.push_back(static_cast<std::int32_t>(n * g.out_channels * P + oh * g.out_w + ow));
+        }
+    for (index_t c = 0; c < cpg; ++c)
+      for (index_t i = tc.i_lo; i < tc.i_hi; ++i)
+        for (index_t j = tc.j_lo; j < tc.j_hi; ++j) {
+          const index_t tap = i * g.kernel.w + j;
+          tap_in.push_back(static_cast<std::int32_t>((c0 + c) * HW + i * g.dilation.h * g.in_w + j * g.dilation.w));
+          tap_w.push_back(static_cast<std::int32_t>(c * wl.channel_stride + (wl.flipped ? taps - 1 - tap : tap)));
+        }
+  }
+};
+
+// The mean length of the runs of consecutive offsets in a table.
+inline double mean_run(const std::vector<std::int32_t>& offsets) {
+  if (offsets.empty()) return 0;
+  std::size_t runs = 1;
+  for (std::size_t t = 1; t < offsets.size(); ++t) runs += offsets[t] != offsets[t - 1] + 1;
+  return static_cast<double>(offsets.size()) / static_cast<double>(runs);
+}
+
+// Below this mean run length a class's output is computed into a dense
+// buffer and scattered once: storing each depth block's partial sums
+// straight into positions a whole sample apart (one per sample for a
+// corner of a small plane) thrashes the L1 cache, and cost more than the
+// multiply itself on the 2x2 planes of a 28x28 ResNet (perf).
+inline constexpr double kStageBelowRun = 8.0;
+
 // ---- the three passes --------------------------------------------------------------------------------
 
-// y = conv(x, w) + bias (bias may be null); y is overwritten.
-inline void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
-  const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), P = g.out_plane();
+// y = conv(x, w) + bias (bias may be null); y is overwritten. `wl` says
+// how the weights are laid out (WeightLayout).
+inline void forward(const Conv2dGeometry& g, const float* x, const float* w, const WeightLayout& wl,
+                    const float* bias, float* y) {
+  const index_t ocpg = g.out_channels_per_group(), P = g.out_plane();
+  const auto classes = tap_classes(g);
+  index_t covered = 0;
+  for (const auto& tc : classes) covered += static_cast<index_t>(tc.rows.size() * tc.cols.size());
+  if (covered < P) {
+    // Windows entirely in the padding see only zeros: their output is the bias.
+    for (index_t n = 0; n < g.batch; ++n)
+      for (index_t oc = 0; oc < g.out_channels; ++oc)
+        std::fill_n(y + (n * g.out_channels + oc) * P, P, bias ? bias[oc] : 0.0f);
+  }
   for (index_t grp = 0; grp < g.groups; ++grp) {
     const index_t oc0 = grp * ocpg;
-    sgemm_packed(ocpg, g.batch * P, K, gemm::PackA{w + oc0 * K, K, false, ocpg},
-                 ColumnsB{x, &g, grp * g.in_channels_per_group()},
-                 gemm::NchwTarget{y + oc0 * P, P, g.out_channels * P, bias ? bias + oc0 : nullptr}, false);
+    const float* wg = w + grp * wl.group_stride;
+    const float* bg = bias ? bias + oc0 : nullptr;
+    float* yg = y + oc0 * P;
+    for (const auto& tc : classes) {
+      const ClassTables t(g, tc, grp * g.in_channels_per_group(), wl);
+      const auto cols = static_cast<index_t>(t.pos_in.size()), depth = static_cast<index_t>(t.tap_in.size());
+      const OffsetColumnsA a{wg, wl.row_stride, t.tap_w.data(), ocpg};
+      const OffsetGridB b{x, t.pos_in.data(), t.tap_in.data(), cols};
+      if (mean_run(t.pos_out) >= kStageBelowRun) {
+        sgemm_packed(ocpg, cols, depth, a, b, gemm::OffsetTarget{yg, P, t.pos_out.data(), bg}, false);
+        continue;
+      }
+      float* dense = scratch(Scratch::kGathered).get<float>(static_cast<std::size_t>(ocpg * cols));
+      sgemm_packed(ocpg, cols, depth, a, b, gemm::MatrixTarget{dense, cols}, false);
+#pragma omp parallel for schedule(static)
+      for (index_t m = 0; m < ocpg; ++m) {
+        const float* src = dense + m * cols;
+        float* dst = yg + m * P;
+        const float b0 = bg ? bg[m] : 0.0f;
+        for (index_t c = 0; c < cols; ++c) dst[t.pos_out[static_cast<std::size_t>(c)]] = src[c] + b0;
+      }
+    }
   }
+}
+
+inline void forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  const index_t K = g.patch_size();
+  forward(g, x, w, WeightLayout{g.out_channels_per_group() * K, K, g.kernel.h * g.kernel.w, false}, bias, y);
 }
 
 // dw += dW, db += the per-channel sum of dy (when db is non-null).
 inline void backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db) {
   const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), P = g.out_plane();
+  const auto classes = tap_classes(g);
   for (index_t grp = 0; grp < g.groups; ++grp) {
     const index_t oc0 = grp * ocpg;
-    sgemm_packed(ocpg, K, g.batch * P, NchwRowsA{dy, oc0, g.out_channels, P, ocpg},
-                 ColumnsTransposedB{x, &g, grp * g.in_channels_per_group()}, gemm::MatrixTarget{dw + oc0 * K, K},
-                 true);
+    for (const auto& tc : classes) {
+      const ClassTables t(g, tc, grp * g.in_channels_per_group(), WeightLayout{ocpg * K, K, g.kernel.h * g.kernel.w, false});
+      const auto cols = static_cast<index_t>(t.pos_in.size()), taps = static_cast<index_t>(t.tap_in.size());
+      sgemm_packed(ocpg, taps, cols, OffsetColumnsA{dy + oc0 * P, P, t.pos_out.data(), ocpg},
+                   OffsetGridB{x, t.tap_in.data(), t.pos_in.data(), taps},
+                   gemm::OffsetTarget{dw + oc0 * K, K, t.tap_w.data()}, true);
+    }
   }
   if (db) {
 #pragma omp parallel for schedule(static)
@@ -326,17 +378,12 @@ inline bool transposed_geometry(const Conv2dGeometry& g, Conv2dGeometry& t) {
 // dx (overwritten) = the gradient of conv(x, w) with respect to x.
 inline void backward_data(const Conv2dGeometry& g, const float* w, const float* dy, float* dx) {
   const index_t ocpg = g.out_channels_per_group(), cpg = g.in_channels_per_group();
-  const index_t kh = g.kernel.h, kw = g.kernel.w, taps = kh * kw, K = g.patch_size();
+  const index_t taps = g.kernel.h * g.kernel.w, K = g.patch_size();
   Conv2dGeometry t;
   if (transposed_geometry(g, t)) {
-    // w'[c][oc][kh-1-i][kw-1-j] = w[oc][c][i][j], group by group.
-    float* wt = scratch(Scratch::kTransposedWeights).get<float>(static_cast<std::size_t>(g.weight_shape().numel()));
-    for (index_t grp = 0; grp < g.groups; ++grp)
-      for (index_t oc = 0; oc < ocpg; ++oc)
-        for (index_t c = 0; c < cpg; ++c)
-          for (index_t q = 0; q < taps; ++q)
-            wt[((grp * cpg + c) * ocpg + oc) * taps + (taps - 1 - q)] = w[((grp * ocpg + oc) * cpg + c) * taps + q];
-    forward(t, dy, wt, nullptr, dx);
+    // The forward convolution of dy reading w[oc][c][i][j] as w'[c][oc][kh-1-i][kw-1-j]:
+    // rows (output channels of t) are c, a channel step (input channels of t) is an oc.
+    forward(t, dy, w, WeightLayout{ocpg * cpg * taps, taps, cpg * taps, true}, nullptr, dx);
     return;
   }
   // Strided: dcol = W^T dY for a chunk of samples, then scatter-add.

@@ -31,6 +31,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 #if defined(__AVX512F__)
@@ -168,17 +169,17 @@ struct MatrixTarget {
   }
 };
 
-// Rows are channels and columns are (sample, position) pairs of an NCHW
-// tensor: element (i, j) at base[i * plane + (j / plane) * sample_stride +
-// j % plane]. A tile's columns may span several samples; each run of
-// columns within one sample is stored with its own masks.
+// Element (i, j) at base[i * row_stride + col_offset[j]]: a matrix whose
+// columns lie anywhere (the positions of an NCHW plane, the taps of a weight
+// row). Columns with consecutive offsets form runs, each stored with masked
+// vector stores; a tile of many short runs is stored element by element.
 //
 // `bias` (per row, may be null) is added when a tile is first written, that
 // is by the store of the first depth block of a non-accumulating product.
-struct NchwTarget {
-  float* base;            // channel 0 of this GEMM's rows, sample 0
-  index_t plane;          // H * W
-  index_t sample_stride;  // C * H * W of the whole tensor
+struct OffsetTarget {
+  float* base;
+  index_t row_stride;
+  const std::int32_t* col_offset;
   const float* bias = nullptr;
 
   void store(__m512 (&acc)[kMR][3], index_t i, index_t j, index_t m, index_t n, bool accumulate) const {
@@ -187,14 +188,26 @@ struct NchwTarget {
         const __m512 b = _mm512_set1_ps(bias[i + r]);
         for (int v = 0; v < 3; ++v) acc[r][v] = _mm512_add_ps(acc[r][v], b);
       }
-    index_t col = 0;
-    while (col < n) {
-      const index_t jj = j + col, sample = jj / plane, pos = jj - sample * plane;
-      const index_t run = std::min(n - col, plane - pos);
+    const std::int32_t* off = col_offset + j;
+    index_t runs = 1;
+    for (index_t t = 1; t < n; ++t) runs += off[t] != off[t - 1] + 1;
+    if (runs > 6) {  // short runs: element by element
+      alignas(64) float tile[kNR];
+      for (index_t r = 0; r < m; ++r) {
+        for (int v = 0; v < 3; ++v) _mm512_store_ps(tile + 16 * v, acc[r][v]);
+        float* row = base + (i + r) * row_stride;
+        for (index_t t = 0; t < n; ++t) row[off[t]] = accumulate ? row[off[t]] + tile[t] : tile[t];
+      }
+      return;
+    }
+    index_t start = 0;
+    while (start < n) {
+      index_t end = start + 1;
+      while (end < n && off[end] == off[end - 1] + 1) ++end;
       // Address of tile column 0 as if the run extended to it.
-      float* origin = base + sample * sample_stride + pos - col;
-      for (index_t r = 0; r < m; ++r) store_row_segment(acc[r], origin + (i + r) * plane, col, col + run, accumulate);
-      col += run;
+      float* origin = base + off[start] - start;
+      for (index_t r = 0; r < m; ++r) store_row_segment(acc[r], origin + (i + r) * row_stride, start, end, accumulate);
+      start = end;
     }
   }
 };
@@ -232,24 +245,60 @@ inline void micro_kernel(index_t kc, const float* __restrict ap, const float* __
   target.store(acc, i, j, m, n, accumulate);
 }
 
+// ---- where the packed panels come from ---------------------------------------------------------------
+
+// Packs on demand into the calling thread's buffer.
+template <class Packer>
+struct PackOnDemand {
+  Packer pack;  // APacker or BPacker
+  float* buffer;
+  const float* operator()(index_t at, index_t extent, index_t pc, index_t kc) const {
+    pack(at, extent, pc, kc, buffer);
+    return buffer;
+  }
+};
+
+// Panels packed beforehand, shared by the threads: depth block pc (of kKC)
+// starts at base + pc * padded (padded: the extent rounded up to whole
+// panels), and within it the panel of row (or column) `at` at at * kc.
+struct Prepacked {
+  const float* base;
+  index_t padded;
+  const float* operator()(index_t at, index_t /*extent*/, index_t pc, index_t kc) const {
+    return base + pc * padded + at * kc;
+  }
+};
+
+// Packs every panel of one operand into `dst` (the Prepacked layout), the
+// threads of the enclosing parallel region sharing the panels.
+template <class PackFn>
+void prepack(const PackFn& pack, index_t extent, index_t K, index_t panel, float* dst, index_t thread,
+             index_t threads) {
+  const index_t padded = (extent + panel - 1) / panel * panel, panels = padded / panel;
+  const index_t blocks = (K + kKC - 1) / kKC;
+  for (index_t u = thread; u < blocks * panels; u += threads) {
+    const index_t pc = (u / panels) * kKC, at = (u % panels) * panel, kc = std::min(kKC, K - pc);
+    pack(at, panel, pc, kc, dst + pc * padded + at * kc);
+  }
+}
+
 // ---- one thread's part ------------------------------------------------------------------------------
 
 // C[i0.., j0..] for rows [i0, i0 + m) and columns [j0, j0 + n) of the whole
-// product, with the thread's own packing buffers.
-template <class PA, class PB, class Target>
-void gemm_part(index_t i0, index_t m, index_t j0, index_t n, index_t K, const PA& pack_a, const PB& pack_b,
+// product. a_src(i, mc, pc, kc) gives the packed panels of rows [i, i + mc)
+// over depth [pc, pc + kc), b_src(j, nc, pc, kc) those of columns [j, j + nc).
+template <class ASrc, class BSrc, class Target>
+void gemm_part(index_t i0, index_t m, index_t j0, index_t n, index_t K, const ASrc& a_src, const BSrc& b_src,
                const Target& target, bool accumulate) {
-  float* bpack = scratch(Scratch::kGemmB).get<float>(static_cast<std::size_t>(kKC * kNC));
-  float* apack = scratch(Scratch::kGemmA).get<float>(static_cast<std::size_t>(kKC * kMC));
   for (index_t jc = 0; jc < n; jc += kNC) {
     const index_t nc = std::min(kNC, n - jc);
     for (index_t pc = 0; pc < K; pc += kKC) {
       const index_t kc = std::min(kKC, K - pc);
       const bool acc = accumulate || pc > 0;
-      pack_b(pc, kc, j0 + jc, nc, bpack);
+      const float* bpack = b_src(j0 + jc, nc, pc, kc);
       for (index_t ic = 0; ic < m; ic += kMC) {
         const index_t mc = std::min(kMC, m - ic);
-        pack_a(i0 + ic, mc, pc, kc, apack);
+        const float* apack = a_src(i0 + ic, mc, pc, kc);
         for (index_t jr = 0; jr < nc; jr += kNR) {
           const float* bp = bpack + jr * kc;
           for (index_t ir = 0; ir < mc; ir += kMR) {
@@ -262,6 +311,18 @@ void gemm_part(index_t i0, index_t m, index_t j0, index_t n, index_t K, const PA
   }
 }
 
+// Adapters from the packers' argument order to the sources' (at, extent, pc, kc).
+template <class PA>
+struct APacker {
+  const PA& pack;
+  void operator()(index_t i, index_t mc, index_t pc, index_t kc, float* dst) const { pack(i, mc, pc, kc, dst); }
+};
+template <class PB>
+struct BPacker {
+  const PB& pack;
+  void operator()(index_t j, index_t nc, index_t pc, index_t kc, float* dst) const { pack(pc, kc, j, nc, dst); }
+};
+
 #endif  // __AVX512F__
 
 }  // namespace gemm
@@ -270,7 +331,7 @@ void gemm_part(index_t i0, index_t m, index_t j0, index_t n, index_t K, const PA
 
 // C (= or +=) op(A) op(B) with op(A) M x K given by pack_a, op(B) K x N
 // given by pack_b (see gemm::PackA / gemm::PackB for the contract) and C by
-// `target` (gemm::MatrixTarget, gemm::NchwTarget). K must be positive.
+// `target` (gemm::MatrixTarget, gemm::OffsetTarget). K must be positive.
 template <class PA, class PB, class Target>
 void sgemm_packed(index_t M, index_t N, index_t K, const PA& pack_a, const PB& pack_b, const Target& target,
                   bool accumulate) {
@@ -288,10 +349,23 @@ void sgemm_packed(index_t M, index_t N, index_t K, const PA& pack_a, const PB& p
   const bool split_cols = col_tiles >= 2 * threads || col_tiles >= row_tiles;
   const index_t tiles = split_cols ? col_tiles : row_tiles;
   threads = static_cast<int>(std::min<index_t>(threads, tiles));
+  const APacker<PA> a_packer{pack_a};
+  const BPacker<PB> b_packer{pack_b};
   if (threads <= 1) {
-    gemm_part(0, M, 0, N, K, pack_a, pack_b, target, accumulate);
+    gemm_part(0, M, 0, N, K,
+              PackOnDemand<APacker<PA>>{a_packer, scratch(Scratch::kGemmA).get<float>(std::size_t(kKC * kMC))},
+              PackOnDemand<BPacker<PB>>{b_packer, scratch(Scratch::kGemmB).get<float>(std::size_t(kKC * kNC))},
+              target, accumulate);
     return;
   }
+  // The operand every thread needs whole (A when the threads split the
+  // columns, B when they split the rows) is packed once, by all threads
+  // together, before anyone multiplies; each thread packs its own part of
+  // the other operand as it goes.
+  const index_t shared_extent = split_cols ? M : N, panel = split_cols ? kMR : kNR;
+  const index_t padded = (shared_extent + panel - 1) / panel * panel;
+  float* shared = scratch(Scratch::kGemmShared).get<float>(static_cast<std::size_t>(padded * K));
+  const Prepacked prepacked{shared, padded};
 #pragma omp parallel num_threads(threads)
   {
 #if defined(_OPENMP)
@@ -299,13 +373,18 @@ void sgemm_packed(index_t M, index_t N, index_t K, const PA& pack_a, const PB& p
 #else
     const index_t t = 0, nt = 1;
 #endif
+    if (split_cols) prepack(a_packer, M, K, kMR, shared, t, nt);
+    else prepack(b_packer, N, K, kNR, shared, t, nt);
+#pragma omp barrier
     const index_t begin = tiles * t / nt, end = tiles * (t + 1) / nt;
     if (split_cols) {
       const index_t j0 = begin * kNR, j1 = std::min(N, end * kNR);
-      if (j1 > j0) gemm_part(0, M, j0, j1 - j0, K, pack_a, pack_b, target, accumulate);
+      const PackOnDemand<BPacker<PB>> b_src{b_packer, scratch(Scratch::kGemmB).get<float>(std::size_t(kKC * kNC))};
+      if (j1 > j0) gemm_part(0, M, j0, j1 - j0, K, prepacked, b_src, target, accumulate);
     } else {
       const index_t i0 = begin * kMR, i1 = std::min(M, end * kMR);
-      if (i1 > i0) gemm_part(i0, i1 - i0, 0, N, K, pack_a, pack_b, target, accumulate);
+      const PackOnDemand<APacker<PA>> a_src{a_packer, scratch(Scratch::kGemmA).get<float>(std::size_t(kKC * kMC))};
+      if (i1 > i0) gemm_part(i0, i1 - i0, 0, N, K, a_src, prepacked, target, accumulate);
     }
   }
 }

@@ -12,6 +12,15 @@ case, with the medians of images/s and peak resident memory.
   /usr/bin/python3 benchmarks/compare_pytorch.py                   # default cases, 5 rounds
   /usr/bin/python3 benchmarks/compare_pytorch.py --rounds 7 --cases train:28,train:96,infer:96
   /usr/bin/python3 benchmarks/compare_pytorch.py --markdown benchmarks/results/cpu.md
+  /usr/bin/python3 benchmarks/compare_pytorch.py --torch-env MALLOC_MMAP_THRESHOLD_=4294967296
+
+PyTorch's CPU speed here depends on glibc's malloc: with its defaults every
+large tensor is a fresh mmap and page-faults anew (inference at 96x96 ran
+at about a quarter of the speed it reaches with
+MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296, the
+effect PyTorch's tuning guide gets from jemalloc/tcmalloc). --torch-env
+passes such settings to the PyTorch runs only, for a comparison against
+PyTorch at its best rather than as installed.
 
 Needs PyTorch for the python3 that runs it (Debian's python3-torch: use
 /usr/bin/python3) and a Release build of bench_resnet (--build DIR).
@@ -29,9 +38,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LINE = re.compile(r"case=(\S+) batch=(\d+) size=(\S+) threads=(\d+) imgs_per_s=([\d.]+) peak_rss_mb=([\d.]+)")
 
 
-def run_one(cmd):
+def run_one(cmd, env=None):
     """Runs one benchmark process; returns (imgs_per_s, peak_rss_mb) of its single case line."""
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     m = LINE.search(out)
     if not m:
         sys.exit(f"compare_pytorch: no result line in the output of {' '.join(cmd)}:\n{out}")
@@ -58,6 +67,8 @@ def main():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--markdown", help="also write the table as Markdown to this file")
+    p.add_argument("--torch-env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment for the PyTorch runs only (repeatable)")
     a = p.parse_args()
 
     ours_bin = os.path.join(a.build, "benchmarks", "bench_resnet")
@@ -65,6 +76,12 @@ def main():
         sys.exit(f"compare_pytorch: {ours_bin} not found; build it first "
                  f"(cmake --build {a.build} --target bench_resnet)")
     torch_script = os.path.join(HERE, "torch_resnet_bench.py")
+    torch_env = dict(os.environ)
+    for kv in a.torch_env:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            sys.exit(f"compare_pytorch: --torch-env expects KEY=VALUE, got '{kv}'")
+        torch_env[key] = value
     cases = []
     for spec in a.cases.split(","):
         mode, _, size = spec.partition(":")
@@ -90,7 +107,7 @@ def main():
                 order.reverse()
             got = {}
             for who, cmd in order:
-                got[who] = run_one(cmd)
+                got[who] = run_one(cmd, torch_env if who == "torch" else None)
             res = results[(mode, size)]
             res["ours"].append(got["ours"][0])
             res["torch"].append(got["torch"][0])
@@ -124,6 +141,7 @@ def main():
             f.write(f"- Machine: {cpu_name()}, {os.cpu_count()} logical CPUs; threads={a.threads}\n")
             f.write(f"- PyTorch {torch.__version__} (Python {platform.python_version()}), "
                     f"d2l ResNet-18, batch {a.batch}, fp32\n")
+            f.write("- PyTorch's environment: " + (" ".join(a.torch_env) if a.torch_env else "as installed") + "\n")
             f.write(f"- {a.rounds} rounds, each case in its own process, the order of the two programs "
                     f"alternating between rounds; {elapsed / 60:.1f} minutes in all\n")
             f.write("- ratio = rescnn img/s / PyTorch img/s within one round (higher is better for rescnn); "

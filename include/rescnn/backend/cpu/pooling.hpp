@@ -14,51 +14,51 @@ namespace rescnn::cpu {
 // maximum for backward. Padding counts as -infinity, as in PyTorch.
 //
 // A NaN wins and then stays (nothing compares greater than it), as in
-// PyTorch: a NaN must propagate, not be skipped. With `best` the first
-// in-bounds value of the window, that rule is "take v when !(v <= best) and
-// best is not NaN", which needs no isnan call and no branch on the window's
-// position: each output's in-bounds window rows and columns are computed
-// once, before its loop.
+// PyTorch: a NaN must propagate, not be skipped. For each output the window
+// is visited in row-major order and a value v is taken when the output has
+// none yet, or when !(v <= best) and best is not NaN: the first maximum
+// wins ties, and no isnan call is needed.
+//
+// The loops run tap by tap over a whole output row (outputs of one row are
+// independent), so the compiler vectorises the row; visiting one output's
+// window at a time made every step wait on the previous comparison.
 template <class T>
 void maxpool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   const index_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
-  // The kernel rows (columns) [lo, hi) whose input row (column) is in bounds.
-  const auto taps_inside = [](index_t start, index_t kernel, index_t dilation, index_t extent, index_t& lo,
-                              index_t& hi) {
-    lo = start >= 0 ? 0 : (-start + dilation - 1) / dilation;
-    hi = start + (kernel - 1) * dilation < extent ? kernel : (extent - 1 - start) / dilation + 1;
+  // Output columns [lo, hi) whose input column for kernel column j is in bounds.
+  const auto columns_inside = [&](index_t j, index_t& lo, index_t& hi) {
+    const index_t off = j * g.dilation.w - g.padding.w;  // iw = ow * stride + off
+    lo = off >= 0 ? 0 : (-off + g.stride.w - 1) / g.stride.w;
+    hi = g.in_w - off <= 0 ? 0 : std::min(g.out_w, (g.in_w - 1 - off) / g.stride.w + 1);
     if (hi < lo) hi = lo;
   };
 #pragma omp parallel for schedule(static)
   for (index_t nc = 0; nc < g.batch * g.channels; ++nc) {
     const T* p = x + nc * in_plane;
     for (index_t oh = 0; oh < g.out_h; ++oh) {
-      const index_t h0 = oh * g.stride.h - g.padding.h;
-      index_t i_lo, i_hi;
-      taps_inside(h0, g.kernel.h, g.dilation.h, g.in_h, i_lo, i_hi);
+      T* best = y + nc * out_plane + oh * g.out_w;
+      std::int32_t* at = argmax + nc * out_plane + oh * g.out_w;
       for (index_t ow = 0; ow < g.out_w; ++ow) {
-        const index_t w0 = ow * g.stride.w - g.padding.w;
-        index_t j_lo, j_hi;
-        taps_inside(w0, g.kernel.w, g.dilation.w, g.in_w, j_lo, j_hi);
-        T best = -std::numeric_limits<T>::infinity();
-        index_t best_at = -1;
-        if (i_lo < i_hi && j_lo < j_hi) {
-          best_at = (h0 + i_lo * g.dilation.h) * g.in_w + w0 + j_lo * g.dilation.w;
-          best = p[best_at];
-          for (index_t i = i_lo; i < i_hi; ++i) {
-            const index_t row = (h0 + i * g.dilation.h) * g.in_w + w0;
-            for (index_t j = j_lo; j < j_hi; ++j) {
-              const index_t at = row + j * g.dilation.w;
-              const T v = p[at];
-              const bool take = !(v <= best) && best == best;
-              best = take ? v : best;
-              best_at = take ? at : best_at;
-            }
+        best[ow] = -std::numeric_limits<T>::infinity();
+        at[ow] = -1;
+      }
+      for (index_t i = 0; i < g.kernel.h; ++i) {
+        const index_t ih = oh * g.stride.h - g.padding.h + i * g.dilation.h;
+        if (ih < 0 || ih >= g.in_h) continue;
+        const T* row = p + ih * g.in_w;
+        for (index_t j = 0; j < g.kernel.w; ++j) {
+          index_t lo, hi;
+          columns_inside(j, lo, hi);
+          const index_t off = j * g.dilation.w - g.padding.w;
+          const auto row_at = static_cast<std::int32_t>(ih * g.in_w + off);
+#pragma omp simd
+          for (index_t ow = lo; ow < hi; ++ow) {
+            const T v = row[ow * g.stride.w + off];
+            const bool take = at[ow] < 0 || (!(v <= best[ow]) && best[ow] == best[ow]);
+            best[ow] = take ? v : best[ow];
+            at[ow] = take ? row_at + static_cast<std::int32_t>(ow * g.stride.w) : at[ow];
           }
         }
-        const index_t o = nc * out_plane + oh * g.out_w + ow;
-        y[o] = best;
-        argmax[o] = static_cast<std::int32_t>(best_at);
       }
     }
   }

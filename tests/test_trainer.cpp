@@ -168,6 +168,33 @@ TEST_CASE("A run resumed from a checkpoint reproduces the uninterrupted run bit 
   }
 }
 
+namespace {
+
+// Runs `trainer.fit`, which must stop with TrainingDiverged naming
+// `where` ("epoch 2, step 2 of 3") and the checkpoint; then the checkpoint
+// must be epoch 1's (3 steps), loadable into `fresh` and finite.
+void require_nan_stop(rn::train::Trainer& trainer, rn::nn::Module<float>& model, rn::optim::Optimizer<float>& opt,
+                      SmallFashionMnist& data, const std::string& where, const std::filesystem::path& checkpoint,
+                      rn::nn::Module<float>& fresh) {
+  try {
+    trainer.fit(model, opt, data);
+    FAIL("fit did not throw");
+  } catch (const rn::train::TrainingDiverged& e) {
+    const std::string msg = e.what();
+    INFO(msg);
+    CHECK(msg.find("the loss is nan at " + where) != std::string::npos);
+    CHECK(msg.find(checkpoint.filename().string() + "' holds the last good state") != std::string::npos);
+  }
+  rn::optim::SGD<float> restored_opt(fresh.named_parameters(), {.lr = 0.01});
+  const auto info = rn::io::load_checkpoint(checkpoint, fresh, restored_opt);
+  REQUIRE(info.epoch == 1);
+  REQUIRE(restored_opt.steps() == 3);
+  for (auto& [name, p] : fresh.named_parameters())
+    for (float v : p->value.to_vector()) REQUIRE(std::isfinite(v));
+}
+
+}  // namespace
+
 TEST_CASE("A NaN loss stops training naming the epoch and step, and the last checkpoint survives",
           "[trainer][checkpoint]") {
   TempDir tmp("rescnn_trainer");
@@ -182,23 +209,51 @@ TEST_CASE("A NaN loss stops training naming the epoch and step, and the last che
   };
   rn::train::Trainer trainer({.max_epochs = 3, .checkpoint = tmp / "ckpt.safetensors",
                               .progress = rn::train::ProgressMode::Silent, .log = nullptr, .on_step = poison});
-  try {
-    trainer.fit(*model, sgd, data);
-    FAIL("fit did not throw");
-  } catch (const rn::train::TrainingDiverged& e) {
-    const std::string msg = e.what();
-    INFO(msg);
-    CHECK(msg.find("the loss is nan at epoch 2, step 2 of 3") != std::string::npos);
-    CHECK(msg.find("ckpt.safetensors' holds the last good state") != std::string::npos);
-  }
-  // The checkpoint is epoch 1's, intact and finite.
   auto restored = small_model();
-  rn::optim::SGD<float> sgd3(restored->named_parameters(), {.lr = 0.01});
-  const auto info = rn::io::load_checkpoint(tmp / "ckpt.safetensors", *restored, sgd3);
-  REQUIRE(info.epoch == 1);
-  REQUIRE(sgd3.steps() == 3);
-  for (auto& [name, p] : restored->named_parameters())
-    for (float v : p->value.to_vector()) REQUIRE(std::isfinite(v));
+  require_nan_stop(trainer, *model, sgd, data, "epoch 2, step 2 of 3", tmp / "ckpt.safetensors", *restored);
+}
+
+namespace {
+
+// Passes its input through, except that once armed it writes a NaN into the
+// next training batch it sees: a corrupt input arriving mid-training.
+struct PoisonInput : rn::nn::Module<float> {
+  bool armed = false;
+  TensorT forward(const TensorT& x) override {
+    TensorT y = x.clone();
+    if (armed && this->is_training()) {
+      y.data()[0] = std::numeric_limits<float>::quiet_NaN();
+      armed = false;
+    }
+    return y;
+  }
+  TensorT backward(const TensorT& grad_output) override { return grad_output.view(); }
+  rn::Shape output_shape(const rn::Shape& input) const override { return input; }
+  std::string type_name() const override { return "PoisonInput"; }
+};
+
+}  // namespace
+
+TEST_CASE("A NaN in an input batch mid-training stops the trainer, naming where, and the last checkpoint survives",
+          "[trainer][checkpoint]") {
+  TempDir tmp("rescnn_trainer");
+  rn::manual_seed(6);
+  SmallFashionMnist data(96, 50, {.batch_size = 32});
+  auto poison = std::make_shared<PoisonInput>();
+  auto model = std::make_shared<rn::nn::Sequential<float>>();
+  model->push_back("poison", poison);
+  model->push_back("net", small_model());
+  rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01});
+  // Armed after step 2 of epoch 2: step 3's batch carries the NaN.
+  const auto arm = [&](std::int64_t epoch, std::int64_t step, double) {
+    if (epoch == 2 && step == 2) poison->armed = true;
+  };
+  rn::train::Trainer trainer({.max_epochs = 3, .checkpoint = tmp / "ckpt.safetensors",
+                              .progress = rn::train::ProgressMode::Silent, .log = nullptr, .on_step = arm});
+  auto restored = std::make_shared<rn::nn::Sequential<float>>();
+  restored->push_back("poison", std::make_shared<PoisonInput>());
+  restored->push_back("net", small_model());
+  require_nan_stop(trainer, *model, sgd, data, "epoch 2, step 3 of 3", tmp / "ckpt.safetensors", *restored);
 }
 
 TEST_CASE("The trainer writes the metrics CSV, the SVG curves and checkpoints", "[trainer]") {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses with clang (AddressSanitizer + UBSan +
+# LeakSanitizer) and runs each for a bounded time from the committed seed
+# corpus. Prints one summary line per harness; exits non-zero on any finding.
+#
+#   bash fuzz/run.sh [seconds per harness, default 60]
+#
+# Limits: an input may take at most 10 s (-timeout) and the process at most
+# 2 GiB (-rss_limit_mb); a single allocation of more than 256 MiB
+# (-malloc_limit_mb) is a finding too, since no valid input of these sizes
+# needs one: a header field must never drive an absurd allocation. New
+# inputs the fuzzer finds go to a scratch directory, not to the committed
+# corpus; a crashing input is written to build-fuzz/ as crash-*.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+seconds=${1:-60}
+cxx=${FUZZ_CXX:-clang++}
+out=build-fuzz
+mkdir -p "$out"
+command -v "$cxx" >/dev/null || { echo "fuzz/run.sh: $cxx not found (apt-get install clang)" >&2; exit 2; }
+
+flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+       -I include -I /usr/include/eigen3 -Wno-unknown-pragmas)
+declare -A corpus=([fuzz_idx]=idx [fuzz_idx_gzip]=idx [fuzz_safetensors]=safetensors)
+
+status=0
+for harness in fuzz_idx fuzz_idx_gzip fuzz_safetensors; do
+  "$cxx" "${flags[@]}" "fuzz/$harness.cpp" -o "$out/$harness" -lz
+  work=$(mktemp -d)
+  log="$out/$harness.log"
+  if (cd "$out" && "./$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
+        -print_final_stats=1 "$work" "../fuzz/corpus/${corpus[$harness]}" >"$harness.log" 2>&1); then
+    result=clean
+  else
+    result=FAILED
+    status=1
+  fi
+  runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' || true)
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
+  echo "fuzz: $harness ${seconds}s: ${runs:-?} executions, coverage ${cov:-?} edges, corpus $(ls "$work" | wc -l) new inputs: $result"
+  if [[ $result == FAILED ]]; then
+    grep -E "ERROR|SUMMARY|runtime error|Test unit written|==[0-9]+==" "$log" | head -20 >&2 || true
+  fi
+  rm -rf "$work"
+done
+exit $status

@@ -4,13 +4,15 @@
 #
 #   bash scripts/install-deps.sh               # build + test dependencies
 #   bash scripts/install-deps.sh --with-torch  # also PyTorch (golden fixtures, benchmarks)
+#   bash scripts/install-deps.sh --with-fuzzing  # also clang and libFuzzer (fuzz/run.sh)
 set -euo pipefail
 
-packages=(build-essential cmake libeigen3-dev catch2 zlib1g-dev libcli11-dev dataset-fashion-mnist)
+packages=(build-essential cmake libeigen3-dev catch2 zlib1g-dev libcli11-dev libbenchmark-dev dataset-fashion-mnist)
 
 for arg in "$@"; do
   case "$arg" in
     --with-torch) packages+=(python3-torch python3-torchvision) ;;
+    --with-fuzzing) packages+=(clang libclang-rt-14-dev) ;;
     -h|--help)
       sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
       exit 0 ;;

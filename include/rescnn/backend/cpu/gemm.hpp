@@ -64,33 +64,35 @@ static_assert(kMC % kMR == 0 && kNC % kNR == 0, "blocks hold whole panels (the p
 
 // ---- packers ----------------------------------------------------------------------------------------
 
-// Packs rows [i0, i0 + mc) x depth [k0, k0 + kc) of op(A) into panels of kMR
-// rows: element (i, k) of panel p goes to dst[p * kMR * kc + k * kMR + i % kMR];
-// rows past the end of A are zero.
-struct PackA {
-  const float* a;
+// Packs elements [at, at + n) of the panel dimension (rows of op(A), columns
+// of op(B)) over depth [k0, k0 + kc) into panels of W: element (e, k) of
+// panel p goes to dst[p * W * kc + k * W + e % W]; elements past `size` are
+// zero. The matrix holds element (e, k) at m[k * ld + e] when
+// `contiguous_across` (W consecutive values per k: a plain memcpy), else at
+// m[e * ld + k].
+template <index_t W>
+struct PackPanels {
+  const float* m;
   index_t ld;
-  bool transposed;
-  index_t rows;  // M: rows of op(A)
+  bool contiguous_across;
+  index_t size;
 
-  void operator()(index_t i0, index_t mc, index_t k0, index_t kc, float* dst) const {
-    for (index_t p = 0; p < mc; p += kMR) {
-      const index_t valid = std::min(kMR, std::min(mc - p, rows - i0 - p));
+  void operator()(index_t at, index_t n, index_t k0, index_t kc, float* dst) const {
+    for (index_t p = 0; p < n; p += W) {
+      const index_t valid = std::min(W, std::min(n - p, size - at - p));
       float* out = dst + p * kc;
-      if (transposed) {  // op(A)(i, k) = a[k * ld + i]: kMR consecutive values per k
+      if (contiguous_across) {
         for (index_t k = 0; k < kc; ++k) {
-          const float* src = a + (k0 + k) * ld + i0 + p;
-          index_t r = 0;
-          for (; r < valid; ++r) out[k * kMR + r] = src[r];
-          for (; r < kMR; ++r) out[k * kMR + r] = 0.0f;
+          std::memcpy(out + k * W, m + (k0 + k) * ld + at + p, static_cast<std::size_t>(valid) * sizeof(float));
+          std::fill(out + k * W + valid, out + (k + 1) * W, 0.0f);
         }
-      } else {  // op(A)(i, k) = a[i * ld + k]
-        for (index_t r = 0; r < kMR; ++r) {
-          if (r < valid) {
-            const float* src = a + (i0 + p + r) * ld + k0;
-            for (index_t k = 0; k < kc; ++k) out[k * kMR + r] = src[k];
+      } else {
+        for (index_t e = 0; e < W; ++e) {
+          if (e < valid) {
+            const float* src = m + (at + p + e) * ld + k0;
+            for (index_t k = 0; k < kc; ++k) out[k * W + e] = src[k];
           } else {
-            for (index_t k = 0; k < kc; ++k) out[k * kMR + r] = 0.0f;
+            for (index_t k = 0; k < kc; ++k) out[k * W + e] = 0.0f;
           }
         }
       }
@@ -98,37 +100,20 @@ struct PackA {
   }
 };
 
-// Packs depth [k0, k0 + kc) x columns [j0, j0 + nc) of op(B) into panels of
-// kNR columns: element (k, j) of panel p goes to dst[p * kNR * kc + k * kNR +
-// j % kNR]; columns past the end of B are zero.
-struct PackB {
-  const float* b;
-  index_t ld;
-  bool transposed;
-  index_t cols;  // N: columns of op(B)
+// Packs rows [i0, i0 + mc) x depth [k0, k0 + kc) of op(A), op(A)(i, k) =
+// transposed ? a[k * ld + i] : a[i * ld + k], into panels of kMR rows.
+struct PackA {
+  PackPanels<kMR> panels;
+  PackA(const float* a, index_t ld, bool transposed, index_t rows) : panels{a, ld, transposed, rows} {}
+  void operator()(index_t i0, index_t mc, index_t k0, index_t kc, float* dst) const { panels(i0, mc, k0, kc, dst); }
+};
 
-  void operator()(index_t k0, index_t kc, index_t j0, index_t nc, float* dst) const {
-    for (index_t p = 0; p < nc; p += kNR) {
-      const index_t valid = std::min(kNR, std::min(nc - p, cols - j0 - p));
-      float* out = dst + p * kc;
-      if (!transposed) {  // op(B)(k, j) = b[k * ld + j]: kNR consecutive values per k
-        for (index_t k = 0; k < kc; ++k) {
-          const float* src = b + (k0 + k) * ld + j0 + p;
-          std::memcpy(out + k * kNR, src, static_cast<std::size_t>(valid) * sizeof(float));
-          std::fill(out + k * kNR + valid, out + (k + 1) * kNR, 0.0f);
-        }
-      } else {  // op(B)(k, j) = b[j * ld + k]
-        for (index_t c = 0; c < kNR; ++c) {
-          if (c < valid) {
-            const float* src = b + (j0 + p + c) * ld + k0;
-            for (index_t k = 0; k < kc; ++k) out[k * kNR + c] = src[k];
-          } else {
-            for (index_t k = 0; k < kc; ++k) out[k * kNR + c] = 0.0f;
-          }
-        }
-      }
-    }
-  }
+// Packs depth [k0, k0 + kc) x columns [j0, j0 + nc) of op(B), op(B)(k, j) =
+// transposed ? b[j * ld + k] : b[k * ld + j], into panels of kNR columns.
+struct PackB {
+  PackPanels<kNR> panels;
+  PackB(const float* b, index_t ld, bool transposed, index_t cols) : panels{b, ld, !transposed, cols} {}
+  void operator()(index_t k0, index_t kc, index_t j0, index_t nc, float* dst) const { panels(j0, nc, k0, kc, dst); }
 };
 
 #if defined(__AVX512F__)

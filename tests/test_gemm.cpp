@@ -112,10 +112,10 @@ TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path",
   };
   const std::vector<Case> cases{
       // Output planes of 49, 16, 4 and 1 positions: 48-column tiles straddle samples.
-      {"3x3 pad 1 on 7x7 (tiles straddle samples)", {9, 16, 7, 7}, {24, 16, 3, 3}, {1, 1, 1, 1}},
+      {"3x3 pad 1 on 7x7 (tiles straddle samples)", {9, 12, 7, 7}, {24, 12, 3, 3}, {1, 1, 1, 1}},
       {"3x3 pad 1 on 4x4", {13, 8, 4, 4}, {16, 8, 3, 3}, {1, 1, 1, 1}},
       {"3x3 pad 1 on 1x1", {50, 32, 1, 1}, {16, 32, 3, 3}, {1, 1, 1, 1}},
-      {"3x3 pad 1 on 24x24, deep (K > 256)", {3, 40, 24, 24}, {16, 40, 3, 3}, {1, 1, 1, 1}},
+      {"3x3 pad 1 on 24x24, deep (K > 256)", {3, 40, 24, 24}, {12, 40, 3, 3}, {1, 1, 1, 1}},
       {"3x3 stride 2 pad 1 (strided input gradient)", {4, 8, 13, 11}, {12, 8, 3, 3}, {2, 1, 1, 1}},
       {"1x1 stride 2 (projection shortcut)", {4, 16, 9, 9}, {32, 16, 1, 1}, {2, 0, 1, 1}},
       {"1x1 stride 1", {5, 16, 6, 6}, {8, 16, 1, 1}, {1, 0, 1, 1}},
@@ -125,11 +125,23 @@ TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path",
       {"groups 4", {3, 16, 8, 8}, {16, 4, 3, 3}, {1, 1, 1, 4}},
       {"asymmetric kernel, stride and padding", {2, 4, 9, 11}, {6, 4, 3, 5}, {Size2(2, 1), Size2(1, 2), 1, 1}},
       {"many output channels (M > 128 rows)", {2, 8, 6, 6}, {136, 8, 3, 3}, {1, 1, 1, 1}},
+      // Winograd F(2x2, 3x3) (winograd.hpp): forward and the stride-1 input gradient.
+      {"Winograd: 3x3 pad 1 on 24x24", {3, 16, 24, 24}, {24, 16, 3, 3}, {1, 1, 1, 1}},
+      {"Winograd: odd plane 7x9 (tiles overhang the edges)", {5, 16, 7, 9}, {16, 16, 3, 3}, {1, 1, 1, 1}},
+      {"Winograd: pad 0", {2, 20, 10, 8}, {18, 20, 3, 3}, {1, 0, 1, 1}},
+      {"Winograd: pad 2 (windows entirely in the padding)", {2, 16, 6, 7}, {16, 16, 3, 3}, {1, 2, 1, 1}},
+      {"Winograd: asymmetric padding", {2, 16, 8, 8}, {16, 16, 3, 3}, {1, Size2(1, 0), 1, 1}},
+      {"Winograd: deep (C > 256) and wide (OC > 128)", {2, 272, 6, 6}, {136, 272, 3, 3}, {1, 1, 1, 1}},
+      {"Winograd: many chunks of tiles across samples", {40, 16, 12, 12}, {16, 16, 3, 3}, {1, 1, 1, 1}},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {
       const auto g = ops::conv2d_geometry(c.input, c.weight, c.params);
       CHECK(cpu::use_implicit_gemm<float>(g) == cpu::kHaveFastGemm);
+#if defined(__AVX512F__)
+      // The Winograd cases must take that path (and the others must not), or they test nothing new.
+      CHECK(cpu::winograd::suitable(g) == (std::string(c.name).rfind("Winograd", 0) == 0));
+#endif
       Generator gen(7);
       const auto x = Tensor<float>::normal(c.input, 0, 1, gen);
       const auto w = Tensor<float>::normal(c.weight, 0, 1, gen);

@@ -42,6 +42,7 @@
 #include "rescnn/backend/cpu/gemm.hpp"
 #include "rescnn/backend/cpu/im2col.hpp"
 #include "rescnn/backend/cpu/scratch.hpp"
+#include "rescnn/backend/cpu/winograd.hpp"
 #include "rescnn/backend/geometry.hpp"
 
 namespace rescnn::cpu::conv_gemm {
@@ -288,6 +289,7 @@ inline constexpr double kStageBelowRun = 8.0;
 // how the weights are laid out (WeightLayout).
 inline void forward(const Conv2dGeometry& g, const float* x, const float* w, const WeightLayout& wl,
                     const float* bias, float* y) {
+  if (winograd::suitable(g)) return winograd::forward(g, x, w, wl.row_stride, wl.channel_stride, wl.flipped, bias, y);
   const index_t ocpg = g.out_channels_per_group(), P = g.out_plane();
   const auto classes = tap_classes(g);
   index_t covered = 0;

@@ -36,7 +36,17 @@ class ScratchBuffer {
 };
 
 // Named slots so that two temporaries alive at once do not share memory.
-enum class Scratch { kColumns, kGathered, kGemmA, kGemmB, kGemmShared, kCount };
+enum class Scratch {
+  kColumns,
+  kGathered,
+  kGemmA,
+  kGemmB,
+  kGemmShared,
+  kWinogradWeights,
+  kWinogradInput,
+  kWinogradProducts,
+  kCount
+};
 
 inline ScratchBuffer& scratch(Scratch slot) {
   thread_local ScratchBuffer buffers[static_cast<int>(Scratch::kCount)];

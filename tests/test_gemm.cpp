@@ -127,6 +127,7 @@ TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path",
       {"many output channels (M > 128 rows)", {2, 8, 6, 6}, {136, 8, 3, 3}, {1, 1, 1, 1}},
       // Winograd F(2x2, 3x3) (winograd.hpp): forward and the stride-1 input gradient.
       {"Winograd: 3x3 pad 1 on 24x24", {3, 16, 24, 24}, {24, 16, 3, 3}, {1, 1, 1, 1}},
+      {"Winograd: 4x4 plane (2x2 tiles, most taps padding)", {13, 16, 4, 4}, {16, 16, 3, 3}, {1, 1, 1, 1}},
       {"Winograd: odd plane 7x9 (tiles overhang the edges)", {5, 16, 7, 9}, {16, 16, 3, 3}, {1, 1, 1, 1}},
       {"Winograd: pad 0", {2, 20, 10, 8}, {18, 20, 3, 3}, {1, 0, 1, 1}},
       {"Winograd: pad 2 (windows entirely in the padding)", {2, 16, 6, 7}, {16, 16, 3, 3}, {1, 2, 1, 1}},

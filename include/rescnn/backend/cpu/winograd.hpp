@@ -53,11 +53,13 @@ using gemm::kNR;
 
 inline constexpr int kPoints = 16;  // the transformed tile: (2 + 3 - 1)^2
 
-// Measured with bench_layers: on planes under 6x6 the 2x2 tiles overhang
-// the plane (a 3x3 plane needs 4x4 outputs' worth) and the tap classes of
-// conv_gemm.hpp skip more padding than Winograd saves; below 16 channels the
-// GEMMs are too shallow to pay for the transforms.
-inline constexpr index_t kMinPlane = 6;
+// Measured with bench_layers (2 threads, side by side): on a 3x3 plane the
+// 2x2 tiles overhang (16 outputs' worth of work for 9) and conv_gemm.hpp's
+// tap classes, which skip the padding, win: 157-185 against 135 effective
+// GFLOP/s for 96x96's stage 4. A 4x4 plane already favours Winograd: 240
+// against 128 for 28x28's stage 2. The channel minimum is a choice, not a
+// measurement: below it the GEMMs are too shallow to hide the transforms.
+inline constexpr index_t kMinPlane = 4;
 inline constexpr index_t kMinChannels = 16;
 
 inline bool suitable(const Conv2dGeometry& g) {

@@ -134,6 +134,11 @@ TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path",
       {"Winograd: asymmetric padding", {2, 16, 8, 8}, {16, 16, 3, 3}, {1, Size2(1, 0), 1, 1}},
       {"Winograd: deep (C > 256) and wide (OC > 128)", {2, 272, 6, 6}, {136, 272, 3, 3}, {1, 1, 1, 1}},
       {"Winograd: many chunks of tiles across samples", {40, 16, 12, 12}, {16, 16, 3, 3}, {1, 1, 1, 1}},
+      // Tile rows of 8 tiles or more take the row-wise transforms: rows longer
+      // than one vector (17 tiles), odd sizes, a chunk boundary mid-row.
+      {"Winograd rows: 35x33 (17 tiles a row, chunk ends mid-row)", {2, 16, 35, 33}, {16, 16, 3, 3}, {1, 1, 1, 1}},
+      {"Winograd rows: pad 0, 16 columns", {3, 24, 20, 18}, {16, 24, 3, 3}, {1, 0, 1, 1}},
+      {"Winograd rows: pad 2, odd plane", {2, 16, 13, 15}, {20, 16, 3, 3}, {1, 2, 1, 1}},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {

@@ -117,12 +117,26 @@ inline void transform_weights(const Conv2dGeometry& g, const float* w, index_t r
     }
 }
 
+// ---- the transforms of the data -------------------------------------------------------------------
+//
+// Two ways each. Tile rows of at least kRowwiseMinTiles tiles are processed
+// a row segment at a time: the patch rows are read with plain vector loads,
+// transformed, and split into the tiles' even and odd columns with
+// permutes; outputs are interleaved back the same way. Shorter tile rows
+// would leave most lanes idle that way, so there one lane is one tile of
+// any row, read with gathers and written with scatters. Measured with
+// bench_layers, forward, effective GFLOP/s (gathers / row-wise):
+// 12 tiles a row (96x96 stage 1) 265-292 / 431-442; 6 tiles (96x96 stage
+// 2) about equal; 3 tiles (stage 3) 580 / 460; 2 and 4 tiles (28x28
+// stages 2 and 1) 440-470 / 256-259 and 360-385 / 236.
+inline constexpr index_t kRowwiseMinTiles = 8;
+
 // V_xi = B^T d B for tiles [t0, t0 + count) of the grid and every input
 // channel, written as the GEMM's packed B panels for a product of `width`
 // columns (block xi at v + xi * C * width). Columns past `count`, up to the
 // end of their panel, are zero.
-inline void transform_input(const Conv2dGeometry& g, const TileGrid& grid, const float* x, index_t t0, index_t count,
-                            index_t width, float* v) {
+inline void transform_input_gather(const Conv2dGeometry& g, const TileGrid& grid, const float* x, index_t t0,
+                                   index_t count, index_t width, float* v) {
   const index_t C = g.in_channels, H = g.in_h, W = g.in_w, HW = H * W;
   const index_t filled = (count + kNR - 1) / kNR * kNR;  // the GEMM reads whole panels only
   for (index_t q = 0; q < filled; q += 16) {
@@ -173,8 +187,8 @@ inline void transform_input(const Conv2dGeometry& g, const TileGrid& grid, const
 // y (tiles [t0, t0 + count)) = A^T M A + bias, M_xi at m + xi * OC * width
 // (row-major, OC x width). Output positions past the plane's edge (odd
 // sizes) are not written.
-inline void transform_output(const Conv2dGeometry& g, const TileGrid& grid, const float* m, index_t t0, index_t count,
-                             index_t width, const float* bias, float* y) {
+inline void transform_output_scatter(const Conv2dGeometry& g, const TileGrid& grid, const float* m, index_t t0,
+                                     index_t count, index_t width, const float* bias, float* y) {
   const index_t OC = g.out_channels, OH = g.out_h, OW = g.out_w, P = OH * OW, block = OC * width;
   for (index_t q = 0; q < count; q += 16) {
     alignas(64) std::int32_t base[16];
@@ -217,6 +231,143 @@ inline void transform_output(const Conv2dGeometry& g, const TileGrid& grid, cons
   }
 }
 
+// The part of one tile row inside a chunk, at most 16 tiles: sample n, tile
+// row `row`, tile columns [col, col + length), the first of them tile `at`
+// of the chunk.
+struct Segment {
+  index_t n, row, col, length, at;
+};
+
+template <class F>
+void for_each_segment(const TileGrid& grid, index_t t0, index_t count, F&& f) {
+  for (index_t p = 0; p < count;) {
+    const index_t t = t0 + p, r = t % grid.per_sample, col = r % grid.cols;
+    const index_t length = std::min({index_t{16}, grid.cols - col, count - p});
+    f(Segment{t / grid.per_sample, r / grid.cols, col, length, p});
+    p += length;
+  }
+}
+
+inline __mmask16 first_lanes(index_t n) {
+  return n >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// Lanes [0, length) of `value` to columns [at, at + length) of one row of
+// packed B panels (`row`: that row in the first panel; panel p at
+// row + p * kNR * kc), splitting at a panel boundary.
+inline void store_panel_lanes(float* row, index_t kc, index_t at, index_t length, __m512 value) {
+  const index_t first = std::min(length, kNR - at % kNR);
+  _mm512_mask_storeu_ps(row + (at / kNR) * kNR * kc + at % kNR, first_lanes(first), value);
+  if (first < length)  // lane `first` starts the next panel
+    _mm512_mask_storeu_ps(row + (at / kNR + 1) * kNR * kc - first, first_lanes(length) & ~first_lanes(first), value);
+}
+
+inline __m512 shift_by_two(__m512 lo, __m512 hi) {  // elements 2..17 of lo:hi
+  return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), 2));
+}
+
+inline void transform_input_rows(const Conv2dGeometry& g, const TileGrid& grid, const float* x, index_t t0,
+                                 index_t count, index_t width, float* v) {
+  const index_t C = g.in_channels, H = g.in_h, W = g.in_w, HW = H * W, block = C * width;
+  const index_t filled = (count + kNR - 1) / kNR * kNR;  // the GEMM reads whole panels: zero the tail
+  for (index_t c = 0; c < C; ++c) {
+    const index_t pc = c / kKC * kKC, kc = std::min(kKC, C - pc);
+    for (int xi = 0; xi < kPoints; ++xi)
+      for (index_t p = count; p < filled; p += 16)
+        store_panel_lanes(v + xi * block + pc * width + (c - pc) * kNR, kc, p, std::min<index_t>(16, filled - p),
+                          _mm512_setzero_ps());
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  for_each_segment(grid, t0, count, [&](const Segment& s) {
+    // The patches of the segment cover input rows ih0 .. ih0 + 3 and the
+    // 2 * length + 2 columns from iw0: three vectors per row, zero outside
+    // the image.
+    const index_t ih0 = 2 * s.row - g.padding.h, iw0 = 2 * s.col - g.padding.w, span = 2 * s.length + 2;
+    __mmask16 inside[3];
+    for (int q = 0; q < 3; ++q) {
+      unsigned bits = 0;
+      for (int l = 0; l < 16; ++l) {
+        const index_t xcol = 16 * q + l, iw = iw0 + xcol;
+        if (xcol < span && iw >= 0 && iw < W) bits |= 1u << l;
+      }
+      inside[q] = static_cast<__mmask16>(bits);
+    }
+    for (index_t c = 0; c < C; ++c) {
+      const float* plane = x + (s.n * C + c) * HW;
+      __m512 d[4][3];
+      for (int i = 0; i < 4; ++i) {
+        const index_t ih = ih0 + i;
+        for (int q = 0; q < 3; ++q)
+          d[i][q] = (ih >= 0 && ih < H) ? _mm512_maskz_loadu_ps(inside[q], plane + ih * W + iw0 + 16 * q)
+                                        : _mm512_setzero_ps();
+      }
+      __m512 t[4][3];  // B^T d, along whole rows
+      for (int q = 0; q < 3; ++q) {
+        t[0][q] = _mm512_sub_ps(d[0][q], d[2][q]);
+        t[1][q] = _mm512_add_ps(d[1][q], d[2][q]);
+        t[2][q] = _mm512_sub_ps(d[2][q], d[1][q]);
+        t[3][q] = _mm512_sub_ps(d[1][q], d[3][q]);
+      }
+      const index_t pc = c / kKC * kKC, kc = std::min(kKC, C - pc);
+      float* row = v + pc * width + (c - pc) * kNR;
+      for (int i = 0; i < 4; ++i) {
+        // Tile k of the segment reads columns 2k .. 2k + 3: e0 = column 2k,
+        // o0 = 2k + 1, e1 = 2k + 2, o1 = 2k + 3.
+        const __m512 s0 = shift_by_two(t[i][0], t[i][1]), s1 = shift_by_two(t[i][1], t[i][2]);
+        const __m512 e0 = _mm512_permutex2var_ps(t[i][0], even, t[i][1]);
+        const __m512 o0 = _mm512_permutex2var_ps(t[i][0], odd, t[i][1]);
+        const __m512 e1 = _mm512_permutex2var_ps(s0, even, s1);
+        const __m512 o1 = _mm512_permutex2var_ps(s0, odd, s1);
+        store_panel_lanes(row + (i * 4 + 0) * block, kc, s.at, s.length, _mm512_sub_ps(e0, e1));
+        store_panel_lanes(row + (i * 4 + 1) * block, kc, s.at, s.length, _mm512_add_ps(o0, e1));
+        store_panel_lanes(row + (i * 4 + 2) * block, kc, s.at, s.length, _mm512_sub_ps(e1, o0));
+        store_panel_lanes(row + (i * 4 + 3) * block, kc, s.at, s.length, _mm512_sub_ps(o0, o1));
+      }
+    }
+  });
+}
+
+inline void transform_output_rows(const Conv2dGeometry& g, const TileGrid& grid, const float* m, index_t t0,
+                                  index_t count, index_t width, const float* bias, float* y) {
+  const index_t OC = g.out_channels, OH = g.out_h, OW = g.out_w, P = OH * OW, block = OC * width;
+  // Interleaving two vectors of 16 tiles' columns b = 0 and b = 1 gives 32 consecutive outputs.
+  const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for_each_segment(grid, t0, count, [&](const Segment& s) {
+    const index_t oh = 2 * s.row, ow = 2 * s.col, columns = std::min(2 * s.length, OW - ow);
+    const __mmask16 lanes = first_lanes(s.length), store_low = first_lanes(columns),
+                    store_high = first_lanes(std::max<index_t>(0, columns - 16));
+    const bool second_row = oh + 1 < OH;
+    for (index_t oc = 0; oc < OC; ++oc) {
+      const float* src = m + oc * width + s.at;
+      __m512 s0[4], s1[4];  // M A, row by row
+      for (int i = 0; i < 4; ++i) {
+        const __m512 m0 = _mm512_maskz_loadu_ps(lanes, src + (i * 4 + 0) * block);
+        const __m512 m1 = _mm512_maskz_loadu_ps(lanes, src + (i * 4 + 1) * block);
+        const __m512 m2 = _mm512_maskz_loadu_ps(lanes, src + (i * 4 + 2) * block);
+        const __m512 m3 = _mm512_maskz_loadu_ps(lanes, src + (i * 4 + 3) * block);
+        s0[i] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        s1[i] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+      }
+      const __m512 b = _mm512_set1_ps(bias ? bias[oc] : 0.0f);
+      float* out = y + (s.n * OC + oc) * P + oh * OW + ow;
+      {
+        const __m512 y00 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]), b);
+        const __m512 y01 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]), b);
+        _mm512_mask_storeu_ps(out, store_low, _mm512_permutex2var_ps(y00, low, y01));
+        _mm512_mask_storeu_ps(out + 16, store_high, _mm512_permutex2var_ps(y00, high, y01));
+      }
+      if (second_row) {
+        const __m512 y10 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]), b);
+        const __m512 y11 = _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]), b);
+        _mm512_mask_storeu_ps(out + OW, store_low, _mm512_permutex2var_ps(y10, low, y11));
+        _mm512_mask_storeu_ps(out + OW + 16, store_high, _mm512_permutex2var_ps(y10, high, y11));
+      }
+    }
+  });
+}
+
 // y = conv(x, w) + bias (bias may be null) for a suitable() geometry; y is
 // overwritten. The weights are read as transform_weights() says.
 inline void forward(const Conv2dGeometry& g, const float* x, const float* w, index_t row_stride, index_t channel_stride,
@@ -226,6 +377,7 @@ inline void forward(const Conv2dGeometry& g, const float* x, const float* w, ind
   transform_weights(g, w, row_stride, channel_stride, flipped, padded_m, u);
   const TileGrid grid(g);
   const index_t width = chunk_tiles(C, M), chunks = (grid.total + width - 1) / width;
+  const bool rowwise = grid.cols >= kRowwiseMinTiles;
 #pragma omp parallel
   {
     float* v = scratch(Scratch::kWinogradInput).get<float>(static_cast<std::size_t>(kPoints * C * width));
@@ -234,12 +386,14 @@ inline void forward(const Conv2dGeometry& g, const float* x, const float* w, ind
     for (index_t chunk = 0; chunk < chunks; ++chunk) {
       const index_t t0 = chunk * width, count = std::min(width, grid.total - t0);
       const index_t cols = (count + kNR - 1) / kNR * kNR;  // whole panels; the tail is zero
-      transform_input(g, grid, x, t0, count, width, v);
+      if (rowwise) transform_input_rows(g, grid, x, t0, count, width, v);
+      else transform_input_gather(g, grid, x, t0, count, width, v);
       for (int xi = 0; xi < kPoints; ++xi)
         gemm::gemm_part(0, M, 0, cols, C, gemm::Prepacked{u + xi * padded_m * C, padded_m},
                         gemm::Prepacked{v + xi * C * width, width}, gemm::MatrixTarget{prod + xi * M * width, width},
                         false);
-      transform_output(g, grid, prod, t0, count, width, bias, y);
+      if (rowwise) transform_output_rows(g, grid, prod, t0, count, width, bias, y);
+      else transform_output_scatter(g, grid, prod, t0, count, width, bias, y);
     }
   }
 }

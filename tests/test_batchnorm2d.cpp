@@ -2,6 +2,10 @@
 // golden values, bad input.
 #include <catch2/catch.hpp>
 
+#include <string>
+#include <vector>
+
+#include "rescnn/backend/cpu/batchnorm.hpp"
 #include "rescnn/nn/batchnorm2d.hpp"
 #include "support/compare.hpp"
 #include "support/golden.hpp"
@@ -125,4 +129,70 @@ TEST_CASE("BatchNorm2d rejects invalid options and inputs", "[batchnorm][errors]
   CHECK_THROWS_AS(bn.forward(Tensor<float>::zeros({2, 4, 3, 3})), ShapeError);
   CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({2, 3})), Contains("expected input of shape (N, C, H, W)"));
   CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({1, 3, 1, 1})), Contains("more than one value per channel"));
+}
+
+// The CPU has two kernels: per channel for planes of kSmallPlane positions
+// or more, sample by sample over blocks of channels below that. Each must
+// give the other's results on any plane (both sum in double), in float and
+// with or without affine parameters, in training and in eval-mode backward.
+TEST_CASE("BatchNorm2d's small-plane and per-channel CPU kernels agree", "[batchnorm]") {
+  for (const index_t plane : {index_t{1}, index_t{49}, cpu::kSmallPlane, index_t{81}}) {
+    for (const bool affine : {true, false}) {
+      SECTION("plane " + std::to_string(plane) + (affine ? ", affine" : ", no affine")) {
+        const BatchNormSizes s{5, 7, plane};
+        Generator gen(11);
+        const auto x = Tensor<float>::normal({s.batch, s.channels, plane}, 0.5, 2, gen).to_vector();
+        const auto dy = Tensor<float>::normal({s.batch, s.channels, plane}, 0, 1, gen).to_vector();
+        const auto gamma = Tensor<float>::uniform({s.channels}, 0.5, 1.5, gen).to_vector();
+        const auto beta = Tensor<float>::normal({s.channels}, 0, 1, gen).to_vector();
+        const float* g = affine ? gamma.data() : nullptr;
+        const float* b = affine ? beta.data() : nullptr;
+        struct Result {
+          std::vector<float> y, mean, invstd, running_mean, running_var, dx, dgamma, dbeta, dx_eval;
+        };
+        const auto run = [&](bool small) {
+          Result r;
+          const std::size_t n = x.size(), c = static_cast<std::size_t>(s.channels);
+          r.y.resize(n);
+          r.mean.resize(c);
+          r.invstd.resize(c);
+          r.running_mean.assign(c, 0.25f);
+          r.running_var.assign(c, 1.5f);
+          r.dx.resize(n);
+          r.dx_eval.resize(n);
+          r.dgamma.assign(c, 0.0f);
+          r.dbeta.assign(c, 0.0f);
+          const auto forward = small ? cpu::batchnorm_forward_train_small<float>
+                                     : cpu::batchnorm_forward_train_per_channel<float>;
+          const auto backward = small ? cpu::batchnorm_backward_small<float> : cpu::batchnorm_backward_per_channel<float>;
+          forward(s, x.data(), g, b, 1e-5f, 0.1f, r.running_mean.data(), r.running_var.data(), r.mean.data(),
+                  r.invstd.data(), r.y.data());
+          backward(s, true, x.data(), dy.data(), g, r.mean.data(), r.invstd.data(), r.dx.data(),
+                   affine ? r.dgamma.data() : nullptr, affine ? r.dbeta.data() : nullptr);
+          backward(s, false, x.data(), dy.data(), g, r.mean.data(), r.invstd.data(), r.dx_eval.data(), nullptr,
+                   nullptr);
+          return r;
+        };
+        const Result small = run(true), wide = run(false);
+        const auto same = [](const std::vector<float>& a, const std::vector<float>& e) {
+          const Shape shape{static_cast<index_t>(a.size())};
+          return IsClose(Tensor<float>::from_vector(shape, e), 1e-5).match(Tensor<float>::from_vector(shape, a));
+        };
+        CHECK(same(small.y, wide.y));
+        CHECK(same(small.mean, wide.mean));
+        CHECK(same(small.invstd, wide.invstd));
+        CHECK(same(small.running_mean, wide.running_mean));
+        CHECK(same(small.running_var, wide.running_var));
+        CHECK(same(small.dx, wide.dx));
+        CHECK(same(small.dgamma, wide.dgamma));
+        CHECK(same(small.dbeta, wide.dbeta));
+        CHECK(same(small.dx_eval, wide.dx_eval));
+        // Not vacuous: the statistics are those of the data.
+        double first = 0;
+        for (index_t nn = 0; nn < s.batch; ++nn)
+          for (index_t i = 0; i < plane; ++i) first += x[static_cast<std::size_t>(nn * s.channels * plane + i)];
+        CHECK(wide.mean[0] == Approx(first / static_cast<double>(s.batch * plane)).epsilon(1e-6));
+      }
+    }
+  }
 }

@@ -56,6 +56,28 @@ void for_channel_blocks(index_t channels, Body&& body) {
   }
 }
 
+// Finishes one channel's training statistics from its mean and the sum of
+// squared deviations over m values: saves mean and 1/sqrt(var + eps) for
+// backward, updates the running statistics with the unbiased variance (as
+// PyTorch), and returns the affine map y = x * scale + shift. Shared by both
+// forward kernels.
+template <class T>
+void finish_channel_statistics(index_t c, double mean, double sq, index_t m, const T* gamma, const T* beta, T eps,
+                               T momentum, T* running_mean, T* running_var, T* save_mean, T* save_invstd, T& scale,
+                               T& shift) {
+  const double var = sq / static_cast<double>(m);
+  const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
+  save_mean[c] = static_cast<T>(mean);
+  save_invstd[c] = static_cast<T>(invstd);
+  if (running_mean) {
+    const double unbiased = m > 1 ? sq / static_cast<double>(m - 1) : var;
+    running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
+    running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
+  }
+  scale = static_cast<T>(invstd) * (gamma ? gamma[c] : T(1));
+  shift = (beta ? beta[c] : T(0)) - static_cast<T>(mean) * scale;
+}
+
 template <class T>
 void batchnorm_forward_train_small(const BatchNormSizes& s, const T* x, const T* gamma, const T* beta, T eps,
                                    T momentum, T* running_mean, T* running_var, T* save_mean, T* save_invstd, T* y) {
@@ -89,17 +111,9 @@ void batchnorm_forward_train_small(const BatchNormSizes& s, const T* x, const T*
     for (index_t c = c0; c < c1; ++c) {
       double total = 0;
       for (index_t i = 0; i < P; ++i) total += sq[(c - c0) * P + i];
-      const double mean = mu[(c - c0) * P], var = total / static_cast<double>(m);
-      const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
-      save_mean[c] = static_cast<T>(mean);
-      save_invstd[c] = static_cast<T>(invstd);
-      if (running_mean) {
-        const double unbiased = m > 1 ? total / static_cast<double>(m - 1) : var;
-        running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
-        running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
-      }
-      const T sc = static_cast<T>(invstd) * (gamma ? gamma[c] : T(1));
-      const T sh = (beta ? beta[c] : T(0)) - static_cast<T>(mean) * sc;
+      T sc, sh;
+      finish_channel_statistics(c, mu[(c - c0) * P], total, m, gamma, beta, eps, momentum, running_mean, running_var,
+                                save_mean, save_invstd, sc, sh);
       for (index_t i = 0; i < P; ++i) {
         scale[(c - c0) * P + i] = sc;
         shift[(c - c0) * P + i] = sh;
@@ -199,17 +213,9 @@ void batchnorm_forward_train_per_channel(const BatchNormSizes& s, const T* x, co
         sq += d * d;
       }
     }
-    const double var = sq / static_cast<double>(m);
-    const double invstd = 1.0 / std::sqrt(var + static_cast<double>(eps));
-    save_mean[c] = static_cast<T>(mean);
-    save_invstd[c] = static_cast<T>(invstd);
-    if (running_mean) {
-      const double unbiased = m > 1 ? sq / static_cast<double>(m - 1) : var;
-      running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
-      running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
-    }
-    const T scale = static_cast<T>(invstd) * (gamma ? gamma[c] : T(1));
-    const T shift = (beta ? beta[c] : T(0)) - static_cast<T>(mean) * scale;
+    T scale, shift;
+    finish_channel_statistics(c, mean, sq, m, gamma, beta, eps, momentum, running_mean, running_var, save_mean,
+                              save_invstd, scale, shift);
     for (index_t n = 0; n < s.batch; ++n) {
       const T* p = x + (n * s.channels + c) * s.plane;
       T* q = y + (n * s.channels + c) * s.plane;

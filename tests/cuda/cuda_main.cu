@@ -2,43 +2,37 @@
 // compiled once and linked into every tests/cuda/test_cuda_*.cu executable.
 //
 // Without a usable GPU the tests cannot run, and they must not pass as if
-// they had: main() prints one "SKIPPED: ..." line and returns 77, which ctest
-// (SKIP_RETURN_CODE 77) reports as skipped, not passed. With a GPU it names
-// the device, turns TF32 off (the tests compare with full-fp32 CPU results,
-// and TF32 keeps only 10 mantissa bits), and runs Catch with "no tests ran"
-// counted as a failure, so that a filter matching nothing cannot pass either.
+// they had: main() prints one "SKIPPED: ..." line naming the CUDA error and
+// returns 77, which ctest (SKIP_RETURN_CODE 77) reports as skipped, not
+// passed; with RESCNN_REQUIRE_GPU=1 it fails instead (gpu_requirement.hpp).
+// With a GPU it names the device, turns TF32 off (the tests compare with
+// full-fp32 CPU results, and TF32 keeps only 10 mantissa bits; the cases
+// that test TF32 turn it on themselves, with a tolerance to match), and runs
+// Catch with "no tests ran" counted as a failure, so that a filter matching
+// nothing cannot pass either.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
-#include <cuda_runtime_api.h>
-
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
-#include <string>
 
+#include "cuda/gpu_requirement.hpp"
 #include "rescnn/backend/cuda/context.hpp"
 
 namespace {
 
 constexpr int kSkipped = 77;  // ctest's SKIP_RETURN_CODE for these tests
 
-// Why there is no device, in the runtime's own words where it gave some.
-std::string no_device_reason() {
-  int count = 0;
-  const cudaError_t status = cudaGetDeviceCount(&count);
-  (void)cudaGetLastError();
-  if (status != cudaSuccess)
-    return std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
-  return "cudaGetDeviceCount found " + std::to_string(count) + " devices";
-}
-
 }  // namespace
 
 int main(int argc, char* argv[]) {
-  if (!rescnn::cuda::is_available()) {
-    std::printf("SKIPPED: no CUDA device on this machine (%s)\n", no_device_reason().c_str());
+  namespace ct = rescnn::cuda_testing;
+  const auto decision = ct::decide_gpu(rescnn::cuda::query_devices(), std::getenv("RESCNN_REQUIRE_GPU"));
+  if (decision.verdict != ct::GpuVerdict::kRun) {
+    std::printf("%s\n", decision.message.c_str());
     std::fflush(stdout);
-    return kSkipped;
+    return decision.verdict == ct::GpuVerdict::kSkip ? kSkipped : 1;
   }
   try {
     const auto& props = rescnn::cuda::context().properties();

@@ -18,7 +18,7 @@
 //  - Backward: plain double sums of dy and dy * xhat, as on the CPU.
 //  - The element-wise passes (normalise; dx) run over the flat tensor; the
 //    channel of element e is (e / plane) % channels, with 32-bit division
-//    when the tensor has fewer than 2^32 elements.
+//    when every index the loops compute fits (index_width.hpp).
 #pragma once
 
 #include <cmath>
@@ -27,6 +27,7 @@
 
 #include "rescnn/backend/cuda/check.hpp"
 #include "rescnn/backend/cuda/context.hpp"
+#include "rescnn/backend/cuda/index_width.hpp"
 #include "rescnn/backend/cuda/launch.cuh"
 #include "rescnn/backend/cuda/reduce.cuh"
 #include "rescnn/backend/geometry.hpp"
@@ -209,10 +210,15 @@ inline index_t bn_splits(const BatchNormSizes& s) {
   return std::max<index_t>(1, std::min<index_t>({by_work, by_fill, 65535}));
 }
 
-// Calls f(I{}) with I = uint32_t when every flat index fits, else index_t.
+// Calls f(I{}) with I = uint32_t when every index the kernels compute fits
+// in it, the step past the last element included, else index_t. The
+// largest stride is that of the element-wise grid-stride loops; the
+// per-channel loops step by kThreads, which is smaller, and ChannelSpan's
+// bounds (split * chunk + chunk) exceed the channel's count by less than the
+// number of splits, at most 65535.
 template <class F>
 void with_index_type(index_t n, F&& f) {
-  if (n <= static_cast<index_t>(std::numeric_limits<std::uint32_t>::max())) f(std::uint32_t{});
+  if (fits_uint32_loop(n, std::max<index_t>(max_grid_stride(), 65536))) f(std::uint32_t{});
   else f(index_t{});
 }
 

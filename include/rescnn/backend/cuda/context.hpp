@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <string>
 
 #include "rescnn/backend/cuda/check.hpp"
 
@@ -42,17 +43,44 @@ inline MathSettings& math_settings() {
   return settings;
 }
 
+inline std::atomic<bool>& deterministic_flag() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
 }  // namespace detail
 
-// Number of CUDA devices; 0 when there is none or no driver (never throws).
-inline int device_count() noexcept {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return 0;
+// What cudaGetDeviceCount said: the device count, and the runtime's error
+// when it failed. A failure is not always "no GPU": an insufficient or
+// mismatched driver, or device nodes hidden from a container, fail the same
+// call, and a program that must run on a GPU (a GPU test run) has to tell
+// those apart from a machine that simply has none.
+struct DeviceQuery {
+  int count = 0;
+  cudaError_t error = cudaSuccess;
+
+  bool usable() const { return error == cudaSuccess && count > 0; }
+  // "cudaErrorInsufficientDriver: CUDA driver version is insufficient for
+  // CUDA runtime version", or "0 devices".
+  std::string reason() const {
+    if (error != cudaSuccess) return std::string(cudaGetErrorName(error)) + ": " + cudaGetErrorString(error);
+    return std::to_string(count) + " device(s)";
   }
-  return n;
+};
+
+inline DeviceQuery query_devices() noexcept {
+  DeviceQuery q;
+  q.error = cudaGetDeviceCount(&q.count);
+  if (q.error != cudaSuccess) {
+    (void)cudaGetLastError();  // clear the sticky error for later calls
+    q.count = 0;
+  }
+  return q;
 }
+
+// Number of usable CUDA devices: 0 when there is none or the runtime cannot
+// reach one (never throws); query_devices() says why.
+inline int device_count() noexcept { return query_devices().count; }
 
 inline bool is_available() noexcept { return device_count() > 0; }
 
@@ -79,9 +107,10 @@ class Context {
 
  private:
   explicit Context(int device) : device_(device) {
-    const int count = device_count();
-    check<CudaError>(count > 0, "CUDA: no CUDA device is available (cudaGetDeviceCount found none); this program "
-                                "was built with the CUDA backend but needs a GPU to use Tensor<T, Cuda>");
+    const DeviceQuery query = query_devices();
+    const int count = query.count;
+    check<CudaError>(query.usable(), "CUDA: no usable CUDA device (cudaGetDeviceCount: ", query.reason(),
+                     "); this program was built with the CUDA backend but needs a GPU to use Tensor<T, Cuda>");
     check<CudaError>(device >= 0 && device < count, "CUDA: device ", device, " was requested but only ", count,
                      " device(s) exist");
     RESCNN_CUDA_CHECK(cudaSetDevice(device));
@@ -115,6 +144,21 @@ inline const MathSettings& math_settings() { return detail::math_settings(); }
 inline void set_math_settings(const MathSettings& s) { detail::math_settings() = s; }
 // Both TF32 switches at once (false: full fp32 everywhere).
 inline void set_allow_tf32(bool allow) { detail::math_settings() = {allow, allow}; }
+
+// Deterministic mode, as torch.use_deterministic_algorithms(True) with
+// torch.backends.cudnn.benchmark = False. rescnn's own kernels (BatchNorm,
+// pooling, loss, optimizers, element-wise) use no atomics and are always
+// deterministic; cuDNN's convolution algorithms are not: some backward
+// algorithms add partial sums with atomics, and the default choice, timed by
+// cudnnFind*Ex, can differ between processes. With this on, a convolution
+// chooses by cuDNN's heuristics (cudnnGet*Algorithm_v7, no timing) among the
+// algorithms cuDNN reports as deterministic, so that the same program on the
+// same GPU, driver and cuDNN repeats bit for bit, across processes too.
+// The price: the heuristic's choice may be slower than the timed one, and the
+// fastest backward-filter algorithms are excluded. Applies to geometries
+// first seen after the call (the algorithm cache is keyed on it).
+inline void set_deterministic(bool on) { detail::deterministic_flag().store(on); }
+inline bool deterministic() { return detail::deterministic_flag().load(); }
 
 // Waits for all queued GPU work (for timing and before reading results).
 inline void synchronize() { context().synchronize(); }

@@ -1,14 +1,22 @@
 // rescnn/backend/cuda/conv2d.hpp — convolution through cuDNN: forward,
 // backward-data and backward-filter, groups and dilation included.
 //
-// The first call for a geometry (sizes, strides, groups, dtype and the TF32
-// setting) benchmarks cuDNN's algorithms for each of the three passes with
-// cudnnFind*Ex, as torch.backends.cudnn.benchmark = True does, and caches the
-// fastest one whose workspace fits the limit (cuda::set_conv_workspace_limit,
-// 1 GiB by default). Every later call with that geometry reuses the cached
-// descriptors and algorithms: no search, no descriptor set-up. The workspace
-// itself comes from the caching allocator, so after the first step a
-// training loop asks the driver for nothing.
+// The first call for a geometry (sizes, strides, groups, dtype, the TF32
+// setting, the workspace limit and the deterministic mode) chooses cuDNN's
+// algorithm for each of the three passes and caches it:
+//   - by default it benchmarks them with cudnnFind*Ex, as
+//     torch.backends.cudnn.benchmark = True does, and takes the fastest one
+//     whose workspace fits the limit (cuda::set_conv_workspace_limit, 1 GiB
+//     by default);
+//   - in deterministic mode (cuda::set_deterministic(true), context.hpp) it
+//     takes cuDNN's heuristic order (cudnnGet*Algorithm_v7, no timing, so the
+//     same in every process) and only algorithms cuDNN reports as
+//     deterministic.
+// conv_algorithm.hpp holds the choice itself and the math-type rules. Every
+// later call with that geometry reuses the cached descriptors and algorithms:
+// no search, no descriptor set-up. The workspace itself comes from the
+// caching allocator, so after the first step a training loop asks the driver
+// for nothing.
 //
 // The search needs scratch memory of its own (up to the workspace limit); it
 // is taken with plain cudaMalloc and freed right after, so that a block of
@@ -30,12 +38,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
+#include <algorithm>
 #include <tuple>
 #include <type_traits>
 #include <vector>
 
 #include "rescnn/backend/cuda/check.hpp"
 #include "rescnn/backend/cuda/context.hpp"
+#include "rescnn/backend/cuda/conv_algorithm.hpp"
 #include "rescnn/backend/cuda/memory.hpp"
 #include "rescnn/backend/geometry.hpp"
 #include "rescnn/core/tensor.hpp"
@@ -52,8 +63,8 @@ inline std::atomic<std::size_t>& conv_workspace_limit() {
 }  // namespace detail
 
 // The most workspace memory one convolution algorithm may use; algorithms
-// needing more are not considered. Geometries already tuned keep their
-// choice (call before the first convolution).
+// needing more are not considered. Part of the algorithm cache's key: a
+// geometry first seen under another limit is chosen again.
 inline void set_conv_workspace_limit(std::size_t bytes) { detail::conv_workspace_limit().store(bytes); }
 inline std::size_t conv_workspace_limit() { return detail::conv_workspace_limit().load(); }
 
@@ -101,16 +112,6 @@ struct ConvDesc {
   ConvDesc& operator=(const ConvDesc&) = delete;
 };
 
-// One algorithm choice: the algorithm, its workspace and the math type it
-// was timed with (which must be set on the descriptor before running it).
-template <class Algo>
-struct Choice {
-  Algo algo{};
-  std::size_t workspace = 0;
-  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-  bool tuned = false;
-};
-
 // Everything cuDNN needs for one geometry. The three passes are tuned
 // separately and lazily: an inference-only run never benchmarks backward.
 struct ConvPlan {
@@ -120,28 +121,21 @@ struct ConvPlan {
   Choice<cudnnConvolutionFwdAlgo_t> forward;
   Choice<cudnnConvolutionBwdDataAlgo_t> backward_data;
   Choice<cudnnConvolutionBwdFilterAlgo_t> backward_filter;
-  bool allow_tf32 = false;  // float only: whether tensor-core (TF32) algorithms may be chosen
+  AlgoConstraints constraints;          // what a chosen algorithm must satisfy
+  cudnnMathType_t searched_math{};      // the math type every pass is searched under
+  std::string geometry;                 // for error messages
 };
 
-// The cache key: every field of the geometry, the element type and the
-// TF32 switch (a different setting may choose a different algorithm).
+// The cache key: every field of the geometry, the element type, and every
+// setting that changes the choice (TF32, determinism, workspace limit).
 using ConvKey = std::tuple<index_t, index_t, index_t, index_t, index_t, index_t, index_t, index_t, index_t, index_t,
-                           index_t, index_t, index_t, index_t, int, bool>;
+                           index_t, index_t, index_t, index_t, int, bool, bool, std::size_t>;
 
-inline ConvKey conv_key(const Conv2dGeometry& g, cudnnDataType_t type, bool tf32) {
+inline ConvKey conv_key(const Conv2dGeometry& g, cudnnDataType_t type, bool tf32, bool deterministic,
+                        std::size_t workspace_limit) {
   return {g.batch,      g.in_channels, g.in_h,      g.in_w,       g.out_channels, g.kernel.h, g.kernel.w, g.stride.h,
           g.stride.w,   g.padding.h,   g.padding.w, g.dilation.h, g.dilation.w,   g.groups,   static_cast<int>(type),
-          tf32};
-}
-
-// Whether a benchmarked result may be used: it ran, fits the workspace
-// limit, and does not use tensor cores when TF32 is forbidden.
-template <class Perf>
-bool usable(const Perf& p, bool allow_tensor_ops, std::size_t limit) {
-  if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) return false;
-  if (!allow_tensor_ops && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION))
-    return false;
-  return true;
+          tf32,         deterministic, workspace_limit};
 }
 
 // Device scratch for cudnnFind*Ex, outside the caching allocator (see the
@@ -171,23 +165,27 @@ class FindScratch {
   std::size_t size_ = 0;
 };
 
-// Picks the fastest usable result of a cudnnFind*Ex call (results come
-// sorted by time) into `choice` and sets its math type on the descriptor.
-template <class Algo, class Perf>
-void choose(const char* pass, const Perf* results, int count, ConvPlan& plan, std::size_t limit, Choice<Algo>& choice) {
-  for (int i = 0; i < count; ++i) {
-    if (!usable(results[i], plan.allow_tf32, limit)) continue;
-    choice.algo = results[i].algo;
-    choice.workspace = results[i].memory;
-    // Without TF32, keep the descriptor's FMA math even if cuDNN reports
-    // the default math type for an algorithm timed under it.
-    choice.math = plan.allow_tf32 ? results[i].mathType : CUDNN_FMA_MATH;
-    choice.tuned = true;
-    return;
+// Chooses `choice` for one pass of `plan`. `find(scratch, bytes, results,
+// max, &count)` runs the timed search (cudnnFind*Ex); `heuristic(results,
+// max, &count)` asks cuDNN's heuristics (cudnnGet*_v7), used in
+// deterministic mode. The pass's own search math type is set on the
+// descriptor first, so the result never depends on what ran before.
+template <class Algo, class Perf, class Find, class Heuristic>
+void tune(const char* pass, int max_count, ConvPlan& plan, Choice<Algo>& choice, Find&& find,
+          Heuristic&& heuristic) {
+  RESCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv.d, plan.searched_math));
+  std::vector<Perf> results(static_cast<std::size_t>(std::max(max_count, 1)));
+  int count = 0;
+  AlgoConstraints c = plan.constraints;
+  if (c.deterministic) {
+    heuristic(results.data(), max_count, &count);
+  } else {
+    const FindScratch scratch(c.workspace_limit);
+    find(scratch.data(), scratch.size(), results.data(), max_count, &count);
+    c.workspace_limit = scratch.size();  // what the search could actually offer
   }
-  throw CudaError(rescnn::detail::concat("conv2d (cuDNN): no ", pass, " algorithm ran within the workspace limit of ",
-                                         limit, " bytes (", count, " tried); raise it with "
-                                         "rescnn::cuda::set_conv_workspace_limit"));
+  choice = pick<Algo>(results.data(), count, c, plan.searched_math);
+  if (!choice.tuned) throw CudaError(explain_no_algorithm(pass, plan.geometry, results.data(), count, c));
 }
 
 inline void set_math(const ConvPlan& plan, cudnnMathType_t math) {
@@ -206,10 +204,19 @@ class ConvPlanCache {
   ConvPlan& plan(const Conv2dGeometry& g) {
     constexpr cudnnDataType_t type = cudnn_type<T>();
     const bool tf32 = std::is_same_v<T, float> && math_settings().conv_tf32;
+    const AlgoConstraints constraints{.allow_tensor_ops = tf32 || std::is_same_v<T, double>,
+                                      .deterministic = cuda::deterministic(),
+                                      .workspace_limit = conv_workspace_limit()};
     std::lock_guard lock(mutex_);
-    auto& slot = plans_[conv_key(g, type, tf32)];
-    if (!slot) slot = make_plan(g, type, tf32);
+    auto& slot = plans_[conv_key(g, type, tf32, constraints.deterministic, constraints.workspace_limit)];
+    if (!slot) slot = make_plan(g, type, tf32, constraints);
     return *slot;
+  }
+
+  // Forgets every plan (tests: a new choice as in a new process).
+  void clear() {
+    std::lock_guard lock(mutex_);
+    plans_.clear();
   }
 
   std::size_t size() const {
@@ -218,9 +225,15 @@ class ConvPlanCache {
   }
 
  private:
-  static std::unique_ptr<ConvPlan> make_plan(const Conv2dGeometry& g, cudnnDataType_t type, bool tf32) {
+  static std::unique_ptr<ConvPlan> make_plan(const Conv2dGeometry& g, cudnnDataType_t type, bool tf32,
+                                             const AlgoConstraints& constraints) {
     auto p = std::make_unique<ConvPlan>();
-    p->allow_tf32 = tf32;
+    p->constraints = constraints;
+    p->searched_math = search_math(type, tf32);
+    p->geometry = rescnn::detail::concat(type == CUDNN_DATA_FLOAT ? "float" : "double", " input ", g.input_shape(),
+                                         ", weight ", g.weight_shape(), ", stride (", g.stride.h, ", ", g.stride.w,
+                                         "), padding (", g.padding.h, ", ", g.padding.w, "), dilation (", g.dilation.h,
+                                         ", ", g.dilation.w, "), groups ", g.groups);
     p->x.set(type, g.batch, g.in_channels, g.in_h, g.in_w);
     p->y.set(type, g.batch, g.out_channels, g.out_h, g.out_w);
     p->bias.set(type, 1, g.out_channels, 1, 1);
@@ -233,10 +246,7 @@ class ConvPlanCache {
         as_int(g.stride.w, "stride"), as_int(g.dilation.h, "dilation"), as_int(g.dilation.w, "dilation"),
         CUDNN_CROSS_CORRELATION, type));
     RESCNN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(p->conv.d, as_int(g.groups, "groups")));
-    // The math type searched under: FMA only (no tensor cores) for float
-    // without TF32, cuDNN's default (TF32 allowed on Ampere and later) otherwise.
-    const bool fma_only = type == CUDNN_DATA_FLOAT && !tf32;
-    RESCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.d, fma_only ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
+    RESCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.d, p->searched_math));
     // The output extent cuDNN computes must be ours (ops:: validated it).
     int n = 0, c = 0, h = 0, w = 0;
     RESCNN_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv.d, p->x.d, p->w.d, &n, &c, &h, &w));
@@ -273,14 +283,18 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
   if (!plan.forward.tuned) {
     int max_count = 0;
     RESCNN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(ctx.cudnn(), &max_count));
-    std::vector<cudnnConvolutionFwdAlgoPerf_t> results(static_cast<std::size_t>(max_count));
-    const detail::FindScratch scratch(conv_workspace_limit());
-    int count = 0;
-    // Writes y, which this call overwrites anyway.
-    RESCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(ctx.cudnn(), plan.x.d, x, plan.w.d, w, plan.conv.d,
-                                                              plan.y.d, y, max_count, &count, results.data(),
-                                                              scratch.data(), scratch.size()));
-    detail::choose("forward", results.data(), count, plan, scratch.size(), plan.forward);
+    detail::tune<cudnnConvolutionFwdAlgo_t, cudnnConvolutionFwdAlgoPerf_t>(
+        "forward", max_count, plan, plan.forward,
+        [&](void* scratch, std::size_t bytes, cudnnConvolutionFwdAlgoPerf_t* results, int max, int* count) {
+          // Writes y, which this call overwrites anyway.
+          RESCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(ctx.cudnn(), plan.x.d, x, plan.w.d, w,
+                                                                    plan.conv.d, plan.y.d, y, max, count, results,
+                                                                    scratch, bytes));
+        },
+        [&](cudnnConvolutionFwdAlgoPerf_t* results, int max, int* count) {
+          RESCNN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx.cudnn(), plan.x.d, plan.w.d, plan.conv.d,
+                                                                    plan.y.d, max, count, results));
+        });
   }
   detail::set_math(plan, plan.forward.math);
   const detail::Scalars<T> s;
@@ -302,14 +316,18 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
     if (!plan.backward_data.tuned) {
       int max_count = 0;
       RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx.cudnn(), &max_count));
-      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> results(static_cast<std::size_t>(max_count));
-      const detail::FindScratch scratch(conv_workspace_limit());
-      int count = 0;
-      // Writes dx, which this call overwrites anyway.
-      RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(ctx.cudnn(), plan.w.d, w, plan.y.d, dy,
-                                                                     plan.conv.d, plan.x.d, dx, max_count, &count,
-                                                                     results.data(), scratch.data(), scratch.size()));
-      detail::choose("backward-data", results.data(), count, plan, scratch.size(), plan.backward_data);
+      detail::tune<cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdDataAlgoPerf_t>(
+          "backward-data", max_count, plan, plan.backward_data,
+          [&](void* scratch, std::size_t bytes, cudnnConvolutionBwdDataAlgoPerf_t* results, int max, int* count) {
+            // Writes dx, which this call overwrites anyway.
+            RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(ctx.cudnn(), plan.w.d, w, plan.y.d, dy,
+                                                                           plan.conv.d, plan.x.d, dx, max, count,
+                                                                           results, scratch, bytes));
+          },
+          [&](cudnnConvolutionBwdDataAlgoPerf_t* results, int max, int* count) {
+            RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx.cudnn(), plan.w.d, plan.y.d,
+                                                                           plan.conv.d, plan.x.d, max, count, results));
+          });
     }
     detail::set_math(plan, plan.backward_data.math);
     auto ws = detail::workspace(plan.backward_data.workspace);
@@ -320,16 +338,20 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
   if (!plan.backward_filter.tuned) {
     int max_count = 0;
     RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(ctx.cudnn(), &max_count));
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> results(static_cast<std::size_t>(max_count));
-    // The search overwrites its output, and dw is accumulated into: it
-    // searches on a scratch filter instead.
-    auto dw_scratch = Tensor<T, Cuda>::empty(g.weight_shape());
-    const detail::FindScratch scratch(conv_workspace_limit());
-    int count = 0;
-    RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-        ctx.cudnn(), plan.x.d, x, plan.y.d, dy, plan.conv.d, plan.w.d, dw_scratch.data(), max_count, &count,
-        results.data(), scratch.data(), scratch.size()));
-    detail::choose("backward-filter", results.data(), count, plan, scratch.size(), plan.backward_filter);
+    detail::tune<cudnnConvolutionBwdFilterAlgo_t, cudnnConvolutionBwdFilterAlgoPerf_t>(
+        "backward-filter", max_count, plan, plan.backward_filter,
+        [&](void* scratch, std::size_t bytes, cudnnConvolutionBwdFilterAlgoPerf_t* results, int max, int* count) {
+          // The search overwrites its output, and dw is accumulated into: it
+          // searches on a scratch filter instead.
+          auto dw_scratch = Tensor<T, Cuda>::empty(g.weight_shape());
+          RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+              ctx.cudnn(), plan.x.d, x, plan.y.d, dy, plan.conv.d, plan.w.d, dw_scratch.data(), max, count, results,
+              scratch, bytes));
+        },
+        [&](cudnnConvolutionBwdFilterAlgoPerf_t* results, int max, int* count) {
+          RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx.cudnn(), plan.x.d, plan.y.d,
+                                                                           plan.conv.d, plan.w.d, max, count, results));
+        });
   }
   detail::set_math(plan, plan.backward_filter.math);
   auto ws = detail::workspace(plan.backward_filter.workspace);

@@ -2,7 +2,11 @@
 // as ../shared/anchors/torch_resnet_bench.py and with the same output lines:
 //
 //   bench_resnet --size 96 --batch 128 --steps 20 [--device cuda] [--cases train,infer]
-//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu
+//                [--no-tf32] [--deterministic]
+//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu precision=fp32
+//
+// On a GPU: TF32 convolutions by default (PyTorch's default; precision=tf32conv),
+// --no-tf32 for full fp32, --deterministic for cuda::set_deterministic(true).
 //
 // peak_rss_mb is the process's peak resident memory so far (getrusage), so
 // it describes one case only when the process runs one case (--cases train);
@@ -31,6 +35,7 @@ struct Args {
   long size = 28, batch = 128, steps = 5;
   std::string device = "cpu", cases = "train,infer", model = "d2l_resnet18";
   bool tf32 = true;
+  bool deterministic = false;
 };
 
 long to_long(const std::string& flag, const std::string& text, long lo) {
@@ -49,6 +54,10 @@ Args parse(int argc, char** argv) {
       a.tf32 = false;
       continue;
     }
+    if (flag == "--deterministic") {
+      a.deterministic = true;
+      continue;
+    }
     if (i + 1 >= argc) throw rn::ValueError(flag + ": missing value");
     const std::string value = argv[++i];
     if (flag == "--threads") a.threads = static_cast<int>(to_long(flag, value, 0));
@@ -58,7 +67,7 @@ Args parse(int argc, char** argv) {
     else if (flag == "--device") a.device = value;
     else if (flag == "--cases") a.cases = value;
     else if (flag == "--model") a.model = value;
-    else throw rn::ValueError("unknown flag '" + flag + "' (--threads --size --batch --steps --device --cases --model --no-tf32)");
+    else throw rn::ValueError("unknown flag '" + flag + "' (--threads --size --batch --steps --device --cases --model --no-tf32 --deterministic)");
   }
   if (a.device != "cpu" && a.device != "cuda") throw rn::ValueError("--device: cpu or cuda, got '" + a.device + "'");
   return a;
@@ -112,7 +121,7 @@ double peak_rss_mb() {
 }
 
 template <class D>
-void run(const Args& a) {
+void run(const Args& a, const std::string& precision) {
   std::string case_model = a.model == "d2l_resnet18" ? "resnet18" : a.model;
   std::string rest = a.cases;
   while (!rest.empty()) {
@@ -121,9 +130,10 @@ void run(const Args& a) {
     rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
     if (c != "train" && c != "infer") throw rn::ValueError("--cases: train and/or infer, got '" + c + "'");
     const double r = bench<D>(a, c == "train");
-    std::printf("case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f peak_rss_mb=%.0f device=%s\n",
+    std::printf("case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f peak_rss_mb=%.0f device=%s "
+                "precision=%s%s\n",
                 case_model.c_str(), c.c_str(), a.batch, a.size, a.size, a.threads, r, peak_rss_mb(),
-                std::string(D::name).c_str());
+                std::string(D::name).c_str(), precision.c_str(), a.deterministic ? " deterministic" : "");
     std::fflush(stdout);
   }
 }
@@ -135,13 +145,15 @@ int main(int argc, char** argv) {
     const Args a = parse(argc, argv);
     if (a.threads > 0) rn::set_num_threads(a.threads);
     if (a.device == "cpu") {
-      run<rn::Cpu>(a);
+      // --deterministic changes nothing here: the CPU kernels always are.
+      run<rn::Cpu>(a, "fp32");
     } else {
 #if RESCNN_WITH_CUDA
       // PyTorch's defaults unless --no-tf32: TF32 convolutions, fp32 matmuls.
       if (!a.tf32) rn::cuda::set_allow_tf32(false);
+      rn::cuda::set_deterministic(a.deterministic);
       std::fprintf(stderr, "device: %s\n", rn::cuda::context().properties().name);
-      run<rn::Cuda>(a);
+      run<rn::Cuda>(a, a.tf32 ? "tf32conv" : "fp32");
 #else
       throw rn::ValueError("--device cuda: this binary was built without CUDA (configure with -DRESCNN_CUDA=ON)");
 #endif

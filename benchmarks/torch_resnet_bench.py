@@ -9,11 +9,20 @@ loop are those of ../shared/anchors/torch_resnet_bench.py; this copy adds the
 process's peak resident memory, so that the memory of one case can be read
 off a process that runs only that case.
 
+--model resnet50 (or any torchvision ResNet/ResNeXt name) times torchvision's
+model instead, with a 1-channel stem as bench_resnet's `--model` models have.
+
+On a GPU PyTorch runs at its best unless told otherwise: cudnn.benchmark on
+(as rescnn's cudnnFind), TF32 for convolutions as PyTorch's default
+(--no-tf32: full fp32 everywhere; --tf32: matmuls too), and --amp bf16 for
+autocast mixed precision.
+
 Prints one line per case:
-  case=resnet18_train batch=128 size=28x28 threads=2 imgs_per_s=... peak_rss_mb=...
+  case=resnet18_train batch=128 size=28x28 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu precision=fp32
 Run with a python3 that has torch (Debian: /usr/bin/python3 with python3-torch).
 Usage: torch_resnet_bench.py [--threads N] [--size 28] [--batch 128]
        [--steps 5] [--device cpu|cuda] [--cases train,infer] [--channels-last]
+       [--model d2l_resnet18|resnet50|...] [--tf32|--no-tf32] [--amp bf16]
 """
 import argparse
 import resource
@@ -52,18 +61,30 @@ def resnet18(num_classes=10, arch=((2, 64), (2, 128), (2, 256), (2, 512))):
     return nn.Sequential(*layers)
 
 
-def bench(model, x, y, train, steps, sync):
+def torchvision_model(name, num_classes=10):
+    import torchvision
+    model = getattr(torchvision.models, name)(num_classes=num_classes)
+    # One input channel, as bench_resnet's models (in_channels = 1).
+    model.conv1 = nn.Conv2d(1, model.conv1.out_channels, 7, 2, 3, bias=False)
+    return model
+
+
+def bench(model, x, y, train, steps, sync, amp_dtype=None):
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     model.train(train)
+
+    def autocast():
+        return torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
 
     def step():
         if train:
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
+            with autocast():
+                loss = F.cross_entropy(model(x), y)
             loss.backward()
             opt.step()
         else:
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 model(x)
 
     step(); step(); sync()  # warm-up
@@ -87,19 +108,38 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--cases", default="train,infer")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--model", default="d2l_resnet18")
+    tf32 = p.add_mutually_exclusive_group()
+    tf32.add_argument("--tf32", dest="tf32", action="store_const", const="all",
+                      help="TF32 for convolutions and matmuls")
+    tf32.add_argument("--no-tf32", dest="tf32", action="store_const", const="none", help="full fp32 everywhere")
+    p.add_argument("--amp", choices=["bf16"], default=None, help="autocast mixed precision")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dev = torch.device(a.device)
+    precision = "fp32"
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        # PyTorch's defaults: TF32 convolutions, fp32 matmuls.
+        torch.backends.cudnn.allow_tf32 = a.tf32 != "none"
+        torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "all"
+        precision = {"none": "fp32", "all": "tf32"}.get(a.tf32, "tf32conv")
+    amp_dtype = torch.bfloat16 if a.amp == "bf16" else None
+    if amp_dtype is not None:
+        precision = "amp_bf16"
+    make_model = resnet18 if a.model == "d2l_resnet18" else (lambda: torchvision_model(a.model))
+    case_model = "resnet18" if a.model == "d2l_resnet18" else a.model
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     mf = torch.channels_last if a.channels_last else torch.contiguous_format
     x = torch.randn(a.batch, 1, a.size, a.size, device=dev).to(memory_format=mf)
     y = torch.randint(0, 10, (a.batch,), device=dev)
     for case in a.cases.split(","):
-        model = resnet18().to(dev).to(memory_format=mf)
-        r = bench(model, x, y, case == "train", a.steps, sync)
-        print(f"case=resnet18_{case} batch={a.batch} size={a.size}x{a.size} "
-              f"threads={a.threads} imgs_per_s={r:.1f} peak_rss_mb={peak_rss_mb():.0f}", flush=True)
+        model = make_model().to(dev).to(memory_format=mf)
+        r = bench(model, x, y, case == "train", a.steps, sync, amp_dtype)
+        print(f"case={case_model}_{case} batch={a.batch} size={a.size}x{a.size} "
+              f"threads={a.threads} imgs_per_s={r:.1f} peak_rss_mb={peak_rss_mb():.0f} device={dev.type} "
+              f"precision={precision} layout={'channels_last' if a.channels_last else 'nchw'}", flush=True)
 
 
 if __name__ == "__main__":

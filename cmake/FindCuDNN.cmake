@@ -28,11 +28,15 @@ endif()
 # rescnn_cudnn_probe_root(ROOT INC_VAR LIB_VAR): the header directory and the
 # library under ROOT, or <var>-NOTFOUND.
 function(rescnn_cudnn_probe_root root inc_var lib_var)
-  find_path(_inc cudnn.h PATHS "${root}" PATH_SUFFIXES include NO_DEFAULT_PATH NO_CACHE)
+  # Debian's and Ubuntu's packages put both under the multiarch directory
+  # (/usr/include/x86_64-linux-gnu/cudnn.h, /usr/lib/x86_64-linux-gnu/).
+  set(_arch_inc)
   set(_arch_lib)
   if(CMAKE_LIBRARY_ARCHITECTURE)
+    set(_arch_inc include/${CMAKE_LIBRARY_ARCHITECTURE})
     set(_arch_lib lib/${CMAKE_LIBRARY_ARCHITECTURE})
   endif()
+  find_path(_inc cudnn.h PATHS "${root}" PATH_SUFFIXES include ${_arch_inc} NO_DEFAULT_PATH NO_CACHE)
   # libcudnn.so.9 by its full name: pip's wheels ship no unversioned link.
   # (cuDNN 8's name too, so that an old installation is reported as such.)
   find_library(_lib NAMES cudnn libcudnn.so.9 libcudnn.so.8 NAMES_PER_DIR

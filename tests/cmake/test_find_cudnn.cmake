@@ -82,6 +82,14 @@ else()
   math(EXPR failures "${failures} + 1")
 endif()
 
+# Debian's and Ubuntu's layout: both under the multiarch directories.
+file(WRITE "${WORK_DIR}/deb/include/x86_64-linux-gnu/cudnn.h" "")
+file(WRITE "${WORK_DIR}/deb/include/x86_64-linux-gnu/cudnn_version.h"
+  "#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 10\n#define CUDNN_PATCHLEVEL 2\n")
+file(WRITE "${WORK_DIR}/deb/lib/x86_64-linux-gnu/libcudnn.so.9" "")
+expect(multiarch PASS "cuDNN 9\\.10\\.2 from ${WORK_DIR}/deb: header ${WORK_DIR}/deb/include/x86_64-linux-gnu/cudnn\\.h"
+  "-DCUDNN_ROOT=${WORK_DIR}/deb")
+
 expect(root_incomplete FAIL "CUDNN_ROOT='${WORK_DIR}/headeronly' does not hold cuDNN.*cudnn\\.h in ${WORK_DIR}/headeronly/include, but not both"
   "-DCUDNN_ROOT=${WORK_DIR}/headeronly")
 expect(cudnn8 FAIL "needs cuDNN 9, but ${WORK_DIR}/old/include/cudnn_version\\.h says '8\\.9\\.0'"

@@ -8,8 +8,8 @@
 // With a GPU it names the device, turns TF32 off (the tests compare with
 // full-fp32 CPU results, and TF32 keeps only 10 mantissa bits; the cases
 // that test TF32 turn it on themselves, with a tolerance to match), and runs
-// Catch with "no tests ran" counted as a failure, so that a filter matching
-// nothing cannot pass either.
+// Catch with "no tests ran" and "no assertions" counted as failures, so that
+// neither a filter matching nothing nor a case checking nothing can pass.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
@@ -48,7 +48,9 @@ int main(int argc, char* argv[]) {
   rescnn::cuda::set_allow_tf32(false);
 
   Catch::Session session;
-  session.configData().warnings = Catch::WarnAbout::NoTests;
+  // A filter that matches nothing, or a case that asserts nothing, fails.
+  session.configData().warnings =
+      static_cast<Catch::WarnAbout::What>(Catch::WarnAbout::NoTests | Catch::WarnAbout::NoAssertions);
   const int result = session.run(argc, argv);
   // Catch returns the number of failed assertions; exactly 77 of them must
   // not read as "skipped".

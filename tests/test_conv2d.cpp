@@ -117,7 +117,11 @@ TEST_CASE("A conv with g groups equals g separate convolutions", "[conv2d][group
         for (index_t o = 0; o < co; ++o) {
           CHECK(single.bias.grad(o) == Approx(grouped.bias.grad(g * co + o)).epsilon(1e-12));
           for (index_t c = 0; c < ci; ++c)
-            CHECK(single.weight.grad(o, c, 1, 2) == Approx(grouped.weight.grad(g * co + o, c, 1, 2)).epsilon(1e-12));
+            for (index_t i = 0; i < 3; ++i)
+              for (index_t j = 0; j < 3; ++j) {
+                INFO("weight gradient (" << g * co + o << ", " << c << ", " << i << ", " << j << ")");
+                CHECK(single.weight.grad(o, c, i, j) == Approx(grouped.weight.grad(g * co + o, c, i, j)).epsilon(1e-12));
+              }
         }
       }
     }

@@ -50,3 +50,23 @@ TEST_CASE("Linear rejects invalid options and inputs", "[linear][errors]") {
   CHECK_THROWS_AS(fc.forward(Tensor<float>::zeros({3, 5})), ShapeError);
   CHECK_THROWS_WITH(fc.forward(Tensor<float>::zeros({3, 4, 1, 1})), Contains("expected input of shape (N, in_features)"));
 }
+
+TEST_CASE("Linear accumulates parameter gradients until zero_grad", "[linear]") {
+  Generator gen(3);
+  nn::Linear<double> fc({.in_features = 5, .out_features = 4}, gen);
+  const auto x = Tensor<double>::normal({3, 5}, 0, 1, gen);
+  const auto dy = Tensor<double>::normal({3, 4}, 0, 1, gen);
+  fc.zero_grad();
+  fc.forward(x);
+  fc.backward(dy);
+  const auto w_once = fc.weight.grad.to_vector(), b_once = fc.bias.grad.to_vector();
+  fc.forward(x);
+  fc.backward(dy);
+  for (index_t i = 0; i < fc.weight.grad.numel(); ++i)
+    CHECK(fc.weight.grad[i] == Approx(2 * w_once[static_cast<std::size_t>(i)]).epsilon(1e-12));
+  for (index_t i = 0; i < fc.bias.grad.numel(); ++i)
+    CHECK(fc.bias.grad[i] == Approx(2 * b_once[static_cast<std::size_t>(i)]).epsilon(1e-12));
+  fc.zero_grad();
+  CHECK(fc.weight.grad.to_vector() == std::vector<double>(20, 0.0));
+  CHECK(fc.bias.grad.to_vector() == std::vector<double>(4, 0.0));
+}

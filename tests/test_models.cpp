@@ -44,6 +44,16 @@ Tensor<T> leading_rows(const Tensor<T>& t, index_t rows) {
   return t.slice(0, rows).clone();
 }
 
+// The parameter called `name`; a name the model lacks fails the test (a
+// renamed parameter must not make its check vanish).
+template <class P>
+auto& parameter_named(P& params, const std::string& name) {
+  for (auto& [pname, p] : params)
+    if (pname == name) return *p;
+  FAIL("the model has no parameter " << name);
+  return *params.front().second;  // not reached
+}
+
 }  // namespace
 
 TEST_CASE("The deterministic fill agrees with the golden script", "[models][golden]") {
@@ -137,8 +147,7 @@ TEST_CASE("Models match PyTorch forward and backward, train and eval (golden)", 
           for (const auto& name : grads) {
             INFO("grad." << name);
             const auto expected = f.tensor<float>("grad." + name);
-            for (auto& [pname, p] : params)
-              if (pname == name) CHECK_THAT(leading_rows(p->grad, expected.dim(0)), IsClose(expected, 1e-3));
+            CHECK_THAT(leading_rows(parameter_named(params, name).grad, expected.dim(0)), IsClose(expected, 1e-3));
           }
         }
       }
@@ -152,19 +161,25 @@ TEST_CASE("Models match PyTorch forward and backward, train and eval (golden)", 
         const auto dy32 = f.tensor<float>("grad_output").to_vector();
         auto dy = Tensor<double>::from_vector(f.tensor<float>("grad_output").shape(), std::vector<double>(dy32.begin(), dy32.end()));
         CHECK_THAT(model->forward(x), IsClose(f.tensor<double>("f64.output"), 1e-9));
+        // Every buffer the fixture has is compared, and each must exist here.
+        std::size_t buffers_in_file = 0, buffers_checked = 0;
+        for (const auto& n : f.names()) buffers_in_file += n.rfind("f64.after.", 0) == 0;
         for (auto& [name, b] : model->named_buffers())
           if (f.contains("f64.after." + name)) {
             INFO(name);
             CHECK_THAT(*b, IsClose(f.tensor<double>("f64.after." + name), 1e-9));
+            ++buffers_checked;
           }
+        CHECK(buffers_checked == buffers_in_file);
+        if (training) CHECK(buffers_in_file > 0);
         model->zero_grad();
         CHECK_THAT(model->backward(dy), IsClose(f.tensor<double>("f64.grad_input"), 1e-7));
         auto params = model->named_parameters();
+        REQUIRE_FALSE(grads.empty());
         for (const auto& name : grads) {
           INFO("f64.grad." << name);
           const auto expected = f.tensor<double>("f64.grad." + name);
-          for (auto& [pname, p] : params)
-            if (pname == name) CHECK_THAT(leading_rows(p->grad, expected.dim(0)), IsClose(expected, 1e-7));
+          CHECK_THAT(leading_rows(parameter_named(params, name).grad, expected.dim(0)), IsClose(expected, 1e-7));
         }
       }
     }
@@ -183,10 +198,25 @@ TEST_CASE("zero_init_residual zeroes each block's last BatchNorm weight", "[mode
 }
 
 TEST_CASE("Initialisation follows the seed", "[models]") {
-  Generator a(1), b(1);
+  Generator a(1), b(1), c(2);
   auto m1 = models::resnet18<float>({.num_classes = 10}, a);
   auto m2 = models::resnet18<float>({.num_classes = 10}, b);
-  CHECK(m1->named_parameters()[0].second->value.to_vector() == m2->named_parameters()[0].second->value.to_vector());
+  auto m3 = models::resnet18<float>({.num_classes = 10}, c);
+  const auto p1 = m1->named_parameters(), p2 = m2->named_parameters(), p3 = m3->named_parameters();
+  REQUIRE(p1.size() == p2.size());
+  REQUIRE(p1.size() == p3.size());
+  // The same seed gives every parameter the same values; another seed gives
+  // every randomly initialised one (convolutions, the classifier) others.
+  std::size_t random_tensors = 0;
+  for (std::size_t i = 0; i < p1.size(); ++i) {
+    INFO(p1[i].first);
+    CHECK(p1[i].second->value.to_vector() == p2[i].second->value.to_vector());
+    if (p1[i].second->value.rank() > 1) {
+      ++random_tensors;
+      CHECK(p1[i].second->value.to_vector() != p3[i].second->value.to_vector());
+    }
+  }
+  CHECK(random_tensors == 21);  // 20 convolutions and fc.weight
 }
 
 TEST_CASE("The registry and configurations reject bad names and values", "[models][errors]") {

@@ -452,6 +452,10 @@ TEST_CASE("safetensors rejects dtype and shape that do not match the byte size",
                     Contains("size mismatch") && Contains("needs 24 bytes"));
   CHECK_THROWS_WITH(parse_header("{\"a\":{\"dtype\":\"F64\",\"shape\":[3],\"data_offsets\":[0,12]}}", 12),
                     Contains("size mismatch"));
+  // A range longer than the tensor is refused too, even when it tiles the
+  // buffer (the extra bytes would be silently dropped or misread).
+  CHECK_THROWS_WITH(parse_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", 12),
+                    Contains("size mismatch") && Contains("needs 8 bytes"));
   // Shape products that overflow are caught, not wrapped around to a match.
   CHECK_THROWS_WITH(parse_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
                                  "\"data_offsets\":[0,0]}}",

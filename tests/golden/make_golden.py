@@ -295,6 +295,14 @@ def batchnorm2d_cases(w):
         ("train_momentum_0p3_eps_1e-3", "train", True, 2, 3, (4, 6), 1e-3, 0.3, "random"),
         ("train_running_stats", "train", True, 2, 5, (4, 4), 1e-5, 0.1, "random"),
         ("train_batch1_3x3", "train", True, 1, 3, (3, 3), 1e-5, 0.1, "fresh"),
+        # Planes of 64 positions or more take the CPU's per-channel kernel
+        # (smaller ones the small-plane kernel), and an eps far from the
+        # default 1e-5 catches a kernel that ignores the configured one.
+        ("eval_eps_1e-2_plane_100", "eval", True, 2, 3, (10, 10), 1e-2, 0.1, "random"),
+        ("eval_noaffine_eps_1e-3_plane_64", "eval", False, 2, 3, (8, 8), 1e-3, 0.1, "random"),
+        ("eval_eps_1e-2_plane_49", "eval", True, 2, 3, (7, 7), 1e-2, 0.1, "random"),
+        ("train_eps_1e-2_plane_81", "train", True, 4, 3, (9, 9), 1e-2, 0.2, "random"),
+        ("train_noaffine_plane_64", "train", False, 2, 5, (8, 8), 1e-5, 0.1, "fresh"),
     ]
     for case, mode, affine, n, c, (h, wd), eps, momentum, stats in cases:
         torch.manual_seed(seed_for("batchnorm2d", case))

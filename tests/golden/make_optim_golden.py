@@ -65,6 +65,12 @@ OPTIM_CASES = [
     ("adam_scheduled", Adam, dict(lr=1e-3, weight_decay=1e-3), ADAM_LRS, ADAM_BETA1S),
     ("adamw_default", AdamW, dict(), None, None),
     ("adamw_wd_0p1_betas_0p8_0p99", AdamW, dict(lr=1e-2, weight_decay=0.1, betas=(0.8, 0.99)), None, None),
+    # eps comparable to sqrt(v_hat) (the gradients are about 1): with the
+    # default 1e-8 an update that drops eps differs by about 1e-8, below
+    # the tests' tolerance, so these cases make eps matter.
+    ("adam_eps_0p1", Adam, dict(lr=1e-2, eps=0.1), None, None),
+    ("adam_amsgrad_eps_0p5", Adam, dict(lr=1e-2, betas=(0.9, 0.9), eps=0.5, amsgrad=True), None, None),
+    ("adamw_eps_0p3", AdamW, dict(lr=1e-2, eps=0.3, weight_decay=0.05), None, None),
 ]
 
 

@@ -28,6 +28,11 @@ endif()
 # rescnn_cudnn_probe_root(ROOT INC_VAR LIB_VAR): the header directory and the
 # library under ROOT, or <var>-NOTFOUND.
 function(rescnn_cudnn_probe_root root inc_var lib_var)
+  # find_* skips its search when the variable already holds a result, and
+  # the caller's variables are visible here: start from nothing, so that one
+  # root's header never stands in for another's.
+  unset(_inc)
+  unset(_lib)
   # Debian's and Ubuntu's packages put both under the multiarch directory
   # (/usr/include/x86_64-linux-gnu/cudnn.h, /usr/lib/x86_64-linux-gnu/).
   set(_arch_inc)
@@ -65,6 +70,17 @@ function(rescnn_cudnn_header_version inc out_var)
   set(${out_var} "${_version}" PARENT_SCOPE)
 endfunction()
 
+# A CUDNN_ROOT other than the root an earlier configure found asks for a new
+# search (the cached results would otherwise win).
+set(_rescnn_cudnn_asked "${CUDNN_ROOT}")
+if(NOT _rescnn_cudnn_asked AND DEFINED ENV{CUDNN_ROOT})
+  set(_rescnn_cudnn_asked "$ENV{CUDNN_ROOT}")
+endif()
+if(_rescnn_cudnn_asked AND RESCNN_CUDNN_FOUND_ROOT AND NOT _rescnn_cudnn_asked STREQUAL RESCNN_CUDNN_FOUND_ROOT)
+  unset(RESCNN_CUDNN_INCLUDE_DIR CACHE)
+  unset(RESCNN_CUDNN_LIBRARY CACHE)
+endif()
+
 if(RESCNN_CUDNN_INCLUDE_DIR AND RESCNN_CUDNN_LIBRARY)
   if(RESCNN_CUDNN_FOUND_ROOT)
     set(_rescnn_cudnn_root "${RESCNN_CUDNN_FOUND_ROOT} (found by an earlier configure)")
@@ -90,8 +106,10 @@ else()
     endforeach()
     # The Python wheel: nvidia is a namespace package, so its __path__ (not
     # __file__, which may be None) names the directory.
-    set(_rescnn_python "${Python3_EXECUTABLE}")
-    if(NOT _rescnn_python)
+    if(Python3_EXECUTABLE)
+      set(_rescnn_python "${Python3_EXECUTABLE}")
+    else()
+      unset(_rescnn_python)
       find_program(_rescnn_python python3 NO_CACHE)
     endif()
     if(_rescnn_python)

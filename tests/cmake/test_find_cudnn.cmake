@@ -76,6 +76,12 @@ if(python3)
   set(ENV{PYTHONPATH} "${WORK_DIR}/site")
   expect(python_wheel PASS "cuDNN 9\\.7\\.0 from ${wheel}: header ${wheel}/include/cudnn\\.h, library ${wheel}/lib/libcudnn\\.so\\.9"
     "-DPython3_EXECUTABLE=${python3}")
+  # Without Python3_EXECUTABLE: the python3 on PATH.
+  expect(python_on_path PASS "cuDNN 9\\.7\\.0 from ${wheel}: header ${wheel}/include/cudnn\\.h")
+  # A root with only the header comes first (the toolkit's directory): the
+  # next complete root is taken whole, its header included.
+  expect(partial_root_first PASS "cuDNN 9\\.7\\.0 from ${wheel}: header ${wheel}/include/cudnn\\.h, library ${wheel}/lib/libcudnn\\.so\\.9"
+    "-DCUDAToolkit_TARGET_DIR=${WORK_DIR}/headeronly")
   unset(ENV{PYTHONPATH})
 else()
   message(STATUS "FAILED: python_wheel: no python3 on PATH to run `import nvidia.cudnn`")

@@ -174,6 +174,13 @@ TEST_CASE("When no algorithm qualifies, the error names the reason that applies"
     CHECK_THAT(m, Catch::Contains("set_conv_workspace_limit"));
     CHECK_THAT(m, Catch::Contains("1 are not supported or failed"));
   }
+  SECTION("an allocation failure in the timed search counts as too little workspace") {
+    const auto m = explain({perf(kGemm, CUDNN_STATUS_ALLOC_FAILED, 0, CUDNN_DEFAULT_MATH),
+                            perf(kFft, CUDNN_STATUS_NOT_SUPPORTED, 0, CUDNN_DEFAULT_MATH)},
+                           c);
+    CHECK_THAT(m, Catch::Contains("1 need more workspace than the limit of 100 bytes (raise the limit"));
+    CHECK_THAT(m, !Catch::Contains("is supported by cuDNN"));
+  }
   SECTION("deterministic mode and TF32 off are named") {
     auto d = c;
     d.deterministic = true;

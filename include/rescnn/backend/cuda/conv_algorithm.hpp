@@ -70,6 +70,9 @@ enum class Rejection { kUsable, kNotSupported, kFailed, kWorkspace, kNonDetermin
 template <class Perf>
 Rejection judge(const Perf& p, const AlgoConstraints& c) {
   if (p.status == CUDNN_STATUS_NOT_SUPPORTED) return Rejection::kNotSupported;
+  // cudnnFind*Ex reports an algorithm whose workspace exceeds the scratch
+  // it was given as an allocation failure: a workspace rejection too.
+  if (p.status == CUDNN_STATUS_ALLOC_FAILED) return Rejection::kWorkspace;
   if (p.status != CUDNN_STATUS_SUCCESS) return Rejection::kFailed;
   // Down-conversion to half precision is never acceptable for float data,
   // and tensor cores at all only when TF32 is allowed.
@@ -94,7 +97,10 @@ std::string explain_no_algorithm(const char* pass, const std::string& geometry, 
       case Rejection::kTensorOps: ++tensor_ops; break;
       case Rejection::kNonDeterministic: ++nondeterministic; break;
       case Rejection::kWorkspace:
-        if (workspace == 0 || results[i].memory < smallest_workspace) smallest_workspace = results[i].memory;
+        // (An allocation failure may not say how much it needed.)
+        if (results[i].memory > c.workspace_limit &&
+            (smallest_workspace == 0 || results[i].memory < smallest_workspace))
+          smallest_workspace = results[i].memory;
         ++workspace;
         break;
       case Rejection::kUsable: break;
@@ -115,9 +121,9 @@ std::string explain_no_algorithm(const char* pass, const std::string& geometry, 
   os << " can run under the current settings (" << count << " candidates):";
   const char* sep = " ";
   if (workspace > 0) {
-    os << sep << workspace << " need more workspace than the limit of " << c.workspace_limit
-       << " bytes (the smallest needs " << smallest_workspace
-       << "; raise the limit with rescnn::cuda::set_conv_workspace_limit)";
+    os << sep << workspace << " need more workspace than the limit of " << c.workspace_limit << " bytes (";
+    if (smallest_workspace > 0) os << "the smallest needs " << smallest_workspace << "; ";
+    os << "raise the limit with rescnn::cuda::set_conv_workspace_limit)";
     sep = "; ";
   }
   if (nondeterministic > 0) {

@@ -7,7 +7,8 @@
 #
 # Steps, each under its own time limit; a step that fails or runs out of time
 # does not stop the next, and the whole run keeps within GPU_CHECK_BUDGET_S
-# (480 s), so that it fits one device call with room to spare:
+# (420 s; each later step gets what is left, up to its own limit), so that it
+# fits one device call of 10 minutes with the machine's start-up:
 #   1. env        the GPU, driver, nvcc, host compiler, cuDNN, NCCL and PyTorch versions
 #   2. configure  the CUDA variant for sm_90 only, from .gpu-deps/ and what the machine has
 #   3. build      rescnn_cuda_tests, bench_resnet and train_fashion_mnist, with all cores
@@ -15,7 +16,7 @@
 #   5. bench      bench_resnet --device cuda and benchmarks/torch_resnet_bench.py,
 #                 alternating, GPU_CHECK_ROUNDS (2) rounds: d2l ResNet-18 at 96x96 and
 #                 resnet50 at 224x224, batch 128; rescnn in TF32 and fp32 (and once
-#                 deterministic), PyTorch in TF32 and fp32, NCHW and channels_last
+#                 deterministic), PyTorch in TF32 (NCHW and channels_last) and fp32
 #                 (AMP bf16 joins once rescnn computes in bf16)
 #   6. train      the d2l configuration (96x96) for 2 epochs on the real Fashion-MNIST
 #   7. report     OUTDIR/gpu-<gpu>-<date>.md from the logs (scripts/gpu_report.py)
@@ -58,15 +59,18 @@ hidden=(/usr/include/eigen3 /usr/share/eigen3 /usr/include/catch2 /usr/lib/cmake
 # (Not the -dev link libz.so: a bind mount onto a symbolic link lands on its
 # target, the libz.so.1 that every program here loads. The build names its
 # zlib explicitly instead.)
+# Mounts are made only inside a mount namespace of this script's own (never
+# in the one the machine runs in, whatever the environment says).
+private_namespace() { [[ $(readlink /proc/self/ns/mnt) != "$(readlink /proc/1/ns/mnt)" ]]; }
 if ((dry_run)) && [[ -z ${RESCNN_GPU_CHECK_HIDDEN:-} ]]; then
   if [[ $(id -u) -eq 0 ]] && unshare -m true 2>/dev/null; then
     export RESCNN_GPU_CHECK_HIDDEN=1
-    exec unshare -m --propagation private bash "$0" "$@"
+    exec unshare -m --propagation private bash "$root/scripts/gpu-check.sh" "$@"
   fi
   echo "gpu-check.sh --dry-run: cannot make a private mount namespace (needs root and unshare);" \
        "the system's copies of the carried dependencies stay visible" >&2
 fi
-if ((dry_run)) && [[ ${RESCNN_GPU_CHECK_HIDDEN:-} == 1 ]]; then
+if ((dry_run)) && [[ ${RESCNN_GPU_CHECK_HIDDEN:-} == 1 ]] && private_namespace; then
   empty=$(mktemp -d)
   for path in "${hidden[@]}"; do
     if [[ -L $path ]]; then echo "gpu-check.sh --dry-run: $path is a symbolic link, not hidden" >&2
@@ -81,8 +85,8 @@ build=${GPU_CHECK_BUILD_DIR:-$root/build-gpu-check}
 jobs=${JOBS:-$(nproc)}
 # The limits are the GPU machine's (16 cores); a dry run builds on whatever
 # machine it is on (CI's 2 cores take about 6 minutes), so its build has time.
-budget=${GPU_CHECK_BUDGET_S:-480}
-build_limit=240
+budget=${GPU_CHECK_BUDGET_S:-420}
+build_limit=200
 if ((dry_run)); then budget=${GPU_CHECK_BUDGET_S:-3000}; build_limit=2400; fi
 rounds=${GPU_CHECK_ROUNDS:-2}
 mkdir -p "$outdir"
@@ -125,7 +129,8 @@ run_step() {
 # ---- 1. env ------------------------------------------------------------------------
 env_cmd=$(cat <<EOF
 echo "date: \$(date -u +%Y-%m-%d)"
-echo "git: \$(git -C '$root' rev-parse --short HEAD 2>/dev/null || echo unknown)\$(git -C '$root' diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
+# The working tree travels without .git: gpu-deps.sh recorded the commit.
+echo "git: \$(git -C '$root' rev-parse --short HEAD 2>/dev/null || sed -n 's/^commit //p' '$deps/MANIFEST')"
 smi() { local v; v=\$(nvidia-smi --query-gpu=\$1 --format=csv,noheader 2>/dev/null | head -1); echo "\${v:-none (nvidia-smi: \$(command -v nvidia-smi || echo not found))}"; }
 echo "gpu: \$(smi name,memory.total)"
 echo "driver: \$(smi driver_version)"
@@ -140,6 +145,11 @@ import importlib
 try:
     import torch
     print("torch:", torch.__version__, "CUDA", torch.version.cuda, "available", torch.cuda.is_available())
+    try:
+        import torchvision
+        print("torchvision:", torchvision.__version__)
+    except Exception as e:
+        print("torchvision: not importable (the resnet50 PyTorch runs will fail):", e)
     print("cudnn: torch reports", torch.backends.cudnn.version())
     try:
         print("nccl: torch reports", ".".join(map(str, torch.cuda.nccl.version())))
@@ -147,6 +157,12 @@ try:
         print("nccl: not reported by torch:", e)
 except Exception as e:
     print("torch: not importable:", e)
+from importlib import metadata
+for dist in ("nvidia-cudnn-cu13", "nvidia-cudnn-cu12", "nvidia-nccl-cu13", "nvidia-nccl-cu12"):
+    try:
+        print("wheel", dist, metadata.version(dist))
+    except Exception:
+        pass
 for name in ("nvidia.cudnn", "nvidia.nccl", "nvidia.cublas", "nvidia.cu13"):
     try:
         m = importlib.import_module(name)
@@ -159,30 +175,41 @@ nvidia-smi 2>&1 | head -20 || true
 echo "toolkit libraries:"; ls "\$(dirname "\$(dirname '$nvcc')")"/lib64 2>/dev/null | grep -E 'cudart|cublas|cudnn|nccl' | head -20
 EOF
 )
-run_step env 30 "$outdir/env.log" "$env_cmd"
+run_step env 20 "$outdir/env.log" "$env_cmd"
 cat "$outdir/env.log"
 
 # ---- 2-3. configure and build ---------------------------------------------------------
 configure_cmd="cmake -S '$root' -B '$build' ${generator[*]} -DCMAKE_BUILD_TYPE=Release -DRESCNN_CUDA=ON \
   -DCMAKE_CUDA_COMPILER='$nvcc' -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_PREFIX_PATH='$deps/prefix' \
   -DZLIB_INCLUDE_DIR='$deps/prefix/include' -DZLIB_LIBRARY='$zlib' ${python:+-DPython3_EXECUTABLE='$python'}"
-run_step configure 90 "$outdir/build.log" "$configure_cmd"
+run_step configure 60 "$outdir/build.log" "$configure_cmd"
 build_cmd="cmake --build '$build' -j $jobs --target rescnn_cuda_tests bench_resnet train_fashion_mnist"
 run_step build "$build_limit" "$outdir/build.log" "$build_cmd"
 grep -h "rescnn: cuDNN" "$outdir/build.log" | tail -1 | sed 's/^-- /cuDNN (build): /' >> "$outdir/env.log"
 
-# cuDNN's directory for the loader: pip's wheel loads its sub-libraries
-# (libcudnn_cnn.so.9, ...) from there.
+# For the loader: cuDNN's directory (pip's wheel loads its sub-libraries,
+# libcudnn_cnn.so.9 and the rest, from there), the wheels' other libraries
+# beside it (cuBLAS and friends, which cuDNN needs) and the toolkit's.
 cudnn_lib=$(sed -n 's/^RESCNN_CUDNN_LIBRARY:FILEPATH=//p' "$build/CMakeCache.txt" 2>/dev/null)
-[[ -n $cudnn_lib ]] && export LD_LIBRARY_PATH="$(dirname "$cudnn_lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+libdirs=()
+if [[ -n $cudnn_lib ]]; then
+  libdirs+=("$(dirname "$cudnn_lib")")
+  for d in "$(dirname "$cudnn_lib")"/../../*/lib; do [[ -d $d ]] && libdirs+=("$(cd "$d" && pwd)"); done
+fi
+libdirs+=("$(dirname "$(dirname "$nvcc")")/lib64")
+LD_LIBRARY_PATH=$(IFS=:; echo "${libdirs[*]}")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" >> "$outdir/env.log"
 
 # ---- 4-6. on the GPU ---------------------------------------------------------------------
 ctest_cmd="cd '$build' && RESCNN_REQUIRE_GPU=1 OMP_NUM_THREADS=$(((jobs + 3) / 4)) ctest -L cuda -j 4 --output-on-failure"
 bench=$build/benchmarks/bench_resnet
 torch_bench=$root/benchmarks/torch_resnet_bench.py
 # One model's rounds: rescnn and PyTorch alternate within each round.
-bench_cmd=""
-tag() { echo "| sed -u 's/^case=/impl=$1 round=$round case=/'"; }
+# Each run's lines go through sed to be tagged; pipefail and rc make a run
+# that fails fail the step, though the others still run.
+bench_cmd="set -o pipefail; rc=0; "
+tag() { echo "| sed -u 's/^case=/impl=$1 round=$round case=/' || rc=1"; }
 for ((round = 1; round <= rounds; ++round)); do
   for config in "96 20 d2l_resnet18" "224 10 resnet50"; do
     read -r size steps model <<< "$config"
@@ -192,34 +219,41 @@ for ((round = 1; round <= rounds; ++round)); do
     bench_cmd+="'$python' '$torch_bench' $common --channels-last $(tag pytorch); "
     bench_cmd+="'$bench' $common --no-tf32 $(tag rescnn); "
     bench_cmd+="'$python' '$torch_bench' $common --no-tf32 $(tag pytorch); "
-    bench_cmd+="'$python' '$torch_bench' $common --no-tf32 --channels-last $(tag pytorch); "
     ((round == 1)) && [[ $model == d2l_resnet18 ]] && bench_cmd+="'$bench' $common --deterministic $(tag rescnn); "
   done
 done
+bench_cmd+="exit \$rc"
 train_cmd="'$build/examples/train_fashion_mnist' --device cuda --resize 96 --epochs 2 --lr 0.01 \
   --data '$deps/data/fashion-mnist' --progress none --threads $jobs"
 
 if ((dry_run)); then
   echo "::: dry run: the GPU steps that would run now (the budget left then applies to each):"
-  printf '  ctest (limit 120 s): %s\n  bench (limit 150 s): %s\n  train (limit 100 s): %s\n' \
+  printf '  ctest (limit 100 s): %s\n  bench (limit 120 s): %s\n  train (limit 80 s): %s\n' \
     "$ctest_cmd" "$bench_cmd" "$train_cmd"
-  # The report from a sample of each log, so that a change of output
+  # The report from real output where this machine can make it: the bench
+  # line of the bench_resnet just built (on the CPU, tagged as the bench step
+  # tags it, its precision relabelled as a GPU run's), beside a PyTorch line
+  # in torch_resnet_bench.py's format; so that a change of either output
   # format that the report no longer reads shows here.
   sample=$(mktemp -d)
   cp "$outdir/env.log" "$sample/"
-  printf '%s\n' "impl=rescnn round=1 case=resnet18_train batch=128 size=96x96 threads=16 imgs_per_s=100.0 peak_rss_mb=1 device=cuda precision=tf32conv" \
-    "impl=pytorch round=1 case=resnet18_train batch=128 size=96x96 threads=16 imgs_per_s=80.0 peak_rss_mb=1 device=cuda precision=tf32conv layout=channels_last" \
-    > "$sample/bench.log"
+  round=1
+  bash -c "set -o pipefail; rc=0; '$bench' --size 96 --batch 2 --steps 1 --cases train $(tag rescnn); exit \$rc" |
+    sed 's/precision=fp32/precision=tf32conv/' > "$sample/bench.log" || {
+    echo "gpu-check.sh --dry-run: bench_resnet did not run" >&2; exit 1; }
+  ours=$(sed -n 's/.*imgs_per_s=\([0-9.]*\).*/\1/p' "$sample/bench.log")
+  printf '%s\n' "impl=pytorch round=1 case=resnet18_train batch=2 size=96x96 threads=16 imgs_per_s=$ours peak_rss_mb=1 device=cuda precision=tf32conv layout=channels_last" \
+    >> "$sample/bench.log"
   echo "epoch=1 train_loss=0.5 val_loss=0.4 val_acc=0.85 imgs_per_s=1000 seconds=60" > "$sample/train.log"
   echo "100% tests passed, 0 tests failed out of 9" > "$sample/ctest.log"
   "${python:-python3}" "$root/scripts/gpu_report.py" "$sample" "$steps_tsv" "$sample/report.md" || exit 1
-  grep -q '| resnet18_train 96x96 | tf32conv | 100 | 80 (tf32conv channels_last) | 1.25 |' "$sample/report.md" || {
+  grep -q '| resnet18_train 96x96 | tf32conv | [0-9]* | [0-9]* (tf32conv channels_last) | 1.00 |' "$sample/report.md" || {
     echo "gpu-check.sh --dry-run: the sample report lacks its ratio line:" >&2; cat "$sample/report.md" >&2; exit 1; }
   echo "::: dry run: the report was written from the sample logs"
 else
-  run_step ctest 120 "$outdir/ctest.log" "$ctest_cmd"
-  run_step bench 150 "$outdir/bench.log" "$bench_cmd"
-  run_step train 100 "$outdir/train.log" "$train_cmd"
+  run_step ctest 100 "$outdir/ctest.log" "$ctest_cmd"
+  run_step bench 120 "$outdir/bench.log" "$bench_cmd"
+  run_step train 80 "$outdir/train.log" "$train_cmd"
   slug=$(sed -n 's/^gpu: //p' "$outdir/env.log" | cut -d, -f1 | sed 's/^NVIDIA //' | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
   report=$outdir/gpu-${slug:-unknown}-$(date -u +%Y-%m-%d).md
   "${python:-python3}" "$root/scripts/gpu_report.py" "$outdir" "$steps_tsv" "$report"

@@ -48,6 +48,8 @@ copy /usr/share/datasets/fashion-mnist "$dest/data/"
 
 {
   echo "# .gpu-deps, made by scripts/gpu-deps.sh on $(date -u +%Y-%m-%dT%H:%MZ) from $(uname -n)"
+  # The working tree travels without .git; the GPU check's report names this.
+  echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
   for pkg in libeigen3-dev catch2 libcli11-dev zlib1g-dev dataset-fashion-mnist; do
     echo "$pkg $(dpkg-query -W -f='${Version}' "$pkg")"
   done

@@ -94,7 +94,8 @@ def main():
         "",
         "| item | version |", "|---|---|",
     ]
-    for key in ("gpu", "driver", "nvcc", "host compiler", "cmake", "cudnn", "nccl", "torch", "cpu cores", "git"):
+    for key in ("gpu", "driver", "nvcc", "host compiler", "cmake", "cuDNN (build)", "cudnn", "nccl", "torch",
+                "torchvision", "cpu cores", "git"):
         md.append(f"| {key} | {env_value(env, key)} |")
     md += ["", "## Steps", "", "| step | status | seconds | limit (s) |", "|---|---|---|---|"]
     md += [f"| {' | '.join(s)} |" for s in steps]

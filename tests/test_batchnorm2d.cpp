@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "rescnn/backend/cpu/batchnorm.hpp"
-#include "rescnn/backend/cpu/parallel.hpp"
 #include "rescnn/nn/batchnorm2d.hpp"
 #include "support/compare.hpp"
+#include "support/threads.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
 
@@ -247,8 +247,7 @@ TEST_CASE("BatchNorm2d's CPU kernels give the same bits on 1 and 2 threads", "[b
   for (const index_t side : {index_t{7}, index_t{10}}) {
     INFO("plane " << side << "x" << side);
     const auto run = [&](int threads) {
-      const int saved = get_num_threads();
-      set_num_threads(threads);
+      const testing::ScopedNumThreads scoped(threads);
       Generator gen(9);
       nn::BatchNorm2d<float> bn(nn::BatchNorm2dOptions{.num_features = 24});
       bn.weight.value = Tensor<float>::uniform({24}, 0.5, 1.5, gen);
@@ -264,7 +263,6 @@ TEST_CASE("BatchNorm2d's CPU kernels give the same bits on 1 and 2 threads", "[b
       bn.eval();
       const auto y_eval = bn.forward(x).to_vector();
       out.insert(out.end(), y_eval.begin(), y_eval.end());
-      set_num_threads(saved);
       return out;
     };
     CHECK(run(1) == run(2));

@@ -17,9 +17,9 @@
 
 #include "rescnn/backend/cpu/conv2d.hpp"
 #include "rescnn/backend/cpu/gemm.hpp"
-#include "rescnn/backend/cpu/parallel.hpp"
 #include "rescnn/ops/conv2d.hpp"
 #include "support/compare.hpp"
+#include "support/threads.hpp"
 #include "support/skip.hpp"
 
 using namespace rescnn;
@@ -39,6 +39,13 @@ Tensor<double> to_double(const Tensor<T>& t) {
   const auto v = t.to_vector();
   return Tensor<double>::from_vector(t.shape(), std::vector<double>(v.begin(), v.end()));
 }
+
+// One convolution geometry of the tests below.
+struct ConvCase {
+  const char* name;
+  Shape input, weight;
+  ops::Conv2dParams params;
+};
 
 }  // namespace
 
@@ -114,12 +121,7 @@ TEST_CASE("sgemm with K = 0 writes zeros or leaves C alone", "[gemm]") {
 }
 
 TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path", "[gemm][conv2d]") {
-  struct Case {
-    const char* name;
-    Shape input, weight;
-    ops::Conv2dParams params;
-  };
-  const std::vector<Case> cases{
+  const std::vector<ConvCase> cases{
       // Output planes of 49, 16, 4 and 1 positions: 48-column tiles straddle samples.
       {"3x3 pad 1 on 7x7 (tiles straddle samples)", {9, 12, 7, 7}, {24, 12, 3, 3}, {1, 1, 1, 1}},
       {"3x3 pad 1 on 4x4", {13, 8, 4, 4}, {16, 8, 3, 3}, {1, 1, 1, 1}},
@@ -188,12 +190,7 @@ TEST_CASE("Convolutions give the same bits on 1 and 2 threads", "[gemm][conv2d][
   // rescnn's own kernels split work across threads by output tiles, chunks
   // of Winograd tiles and columns, never inside one sum, so the thread count
   // must not change a single bit.
-  struct Case {
-    const char* name;
-    Shape input, weight;
-    ops::Conv2dParams params;
-  };
-  const std::vector<Case> cases{
+  const std::vector<ConvCase> cases{
       {"implicit GEMM 3x3 pad 1 on 7x7", {9, 12, 7, 7}, {24, 12, 3, 3}, {1, 1, 1, 1}},
       {"implicit GEMM 3x3 stride 2", {4, 8, 13, 11}, {12, 8, 3, 3}, {2, 1, 1, 1}},
       {"1x1 stride 2", {4, 16, 9, 9}, {32, 16, 1, 1}, {2, 0, 1, 1}},
@@ -204,8 +201,7 @@ TEST_CASE("Convolutions give the same bits on 1 and 2 threads", "[gemm][conv2d][
     SECTION(c.name) {
       const auto g = ops::conv2d_geometry(c.input, c.weight, c.params);
       const auto run = [&](int threads) {
-        const int saved = get_num_threads();
-        set_num_threads(threads);
+        const testing::ScopedNumThreads scoped(threads);
         Generator gen(3);
         const auto x = Tensor<float>::normal(c.input, 0, 1, gen);
         const auto w = Tensor<float>::normal(c.weight, 0, 1, gen);
@@ -215,7 +211,6 @@ TEST_CASE("Convolutions give the same bits on 1 and 2 threads", "[gemm][conv2d][
         auto dw = Tensor<float>::zeros(c.weight), db = Tensor<float>::zeros({c.weight[0]});
         const auto dx = ops::conv2d_backward(x, w, dy, c.params, dw, &db).to_vector();
         for (const auto& v : {dx, dw.to_vector(), db.to_vector()}) out.insert(out.end(), v.begin(), v.end());
-        set_num_threads(saved);
         return out;
       };
       const auto count_differences = [](const std::vector<float>& a, const std::vector<float>& b) {

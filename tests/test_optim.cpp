@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "rescnn/backend/cpu/parallel.hpp"
 #include "rescnn/nn/linear.hpp"
 #include "rescnn/nn/sequential.hpp"
 #include "rescnn/optim/optim.hpp"
 #include "support/compare.hpp"
+#include "support/threads.hpp"
 #include "support/golden.hpp"
 
 using namespace rescnn;
@@ -238,8 +238,7 @@ TEST_CASE("Optimizers resume from their saved state bit for bit", "[optim]") {
 TEST_CASE("Optimizer updates do not depend on the thread count", "[optim]") {
   // Large enough for the parallel loop; element-wise, so bit-identical.
   auto run = [](int threads, auto make) {
-    const int saved = get_num_threads();
-    set_num_threads(threads);
+    const testing::ScopedNumThreads scoped(threads);
     Generator gen(11);
     nn::Parameter<float> p;
     p.reset(Tensor<float>::normal({300, 257}, 0, 1, gen));
@@ -248,7 +247,6 @@ TEST_CASE("Optimizer updates do not depend on the thread count", "[optim]") {
       for (index_t i = 0; i < p.numel(); ++i) p.grad[i] = std::cos(p.value[i] + static_cast<float>(k));
       opt->step();
     }
-    set_num_threads(saved);
     return p.value.to_vector();
   };
   auto adam = [](std::vector<nn::Parameter<float>*> ps) {

@@ -11,6 +11,7 @@
 #   # the GEMM's store overwrites C where it must add to it
 #   # test: test_gemm
 #   # test: test_checkpoint [checkpoint]~[crash]     (a Catch test spec may follow)
+#   # requires: avx512f                                (optional: a CPU flag the code needs)
 #   diff --git a/include/...
 #
 # For each patch the script applies it to the working tree, rebuilds only the
@@ -44,9 +45,26 @@ while (($#)); do
   shift
 done
 
+tests_of() { sed -n 's/^# test: //p' "$1"; }      # "target [spec]" lines
+# "# requires: avx512f": the patched code exists only on such a CPU (where
+# the tests are built with -march=native); elsewhere the patch is skipped.
+unmet_requirement() {
+  local need
+  for need in $(sed -n 's/^# requires: //p' "$1"); do
+    grep -qw "$need" /proc/cpuinfo 2>/dev/null || { echo "$need"; return 0; }
+  done
+  return 1
+}
+file_of() { sed -n 's|^+++ b/||p' "$1" | head -1; }
+why_of() { head -1 "$1" | sed 's/^# //'; }
+
 patches=()
 for p in tests/mutation/patches/*.patch; do
   name=$(basename "$p" .patch)
+  if need=$(unmet_requirement "$p"); then
+    echo "run.sh: skipping $name: this CPU lacks $need" >&2
+    continue
+  fi
   if ((${#patterns[@]})); then
     keep=0
     for pat in "${patterns[@]}"; do [[ $name == *"$pat"* ]] && keep=1; done
@@ -56,9 +74,6 @@ for p in tests/mutation/patches/*.patch; do
 done
 ((${#patches[@]})) || { echo "run.sh: no patch matches ${patterns[*]:-}" >&2; exit 2; }
 
-tests_of() { sed -n 's/^# test: //p' "$1"; }      # "target [spec]" lines
-file_of() { sed -n 's|^+++ b/||p' "$1" | head -1; }
-why_of() { head -1 "$1" | sed 's/^# //'; }
 
 if ((list_only)); then
   for p in "${patches[@]}"; do
@@ -79,6 +94,7 @@ for p in "${patches[@]}"; do
 done
 
 logdir=$build/mutation
+rm -rf "$logdir/unpatched"  # never put back programs of an earlier run
 mkdir -p "$logdir/unpatched"
 
 applied=""  # the file currently patched, restored on any exit

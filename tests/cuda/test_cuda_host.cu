@@ -100,7 +100,6 @@ TEST_CASE("The math type a pass is searched under is the one its choice runs und
                           search_math(CUDNN_DATA_DOUBLE, false));
   REQUIRE(c.tuned);
   CHECK(c.math == CUDNN_DEFAULT_MATH);
-  CHECK(c.searched_math == CUDNN_DEFAULT_MATH);
 }
 
 TEST_CASE("The first candidate that meets every constraint is chosen", "[cuda-host][conv]") {

@@ -155,8 +155,8 @@ inline void set_allow_tf32(bool allow) { detail::math_settings() = {allow, allow
 // algorithms cuDNN reports as deterministic, so that the same program on the
 // same GPU, driver and cuDNN repeats bit for bit, across processes too.
 // The price: the heuristic's choice may be slower than the timed one, and the
-// fastest backward-filter algorithms are excluded. Applies to geometries
-// first seen after the call (the algorithm cache is keyed on it).
+// fastest backward-filter algorithms are excluded. Applies to every
+// convolution after the call (the algorithm cache is keyed on the setting).
 inline void set_deterministic(bool on) { detail::deterministic_flag().store(on); }
 inline bool deterministic() { return detail::deterministic_flag().load(); }
 

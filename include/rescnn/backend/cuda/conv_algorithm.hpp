@@ -44,7 +44,6 @@ struct Choice {
   Algo algo{};
   std::size_t workspace = 0;
   cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-  cudnnMathType_t searched_math = CUDNN_DEFAULT_MATH;
   cudnnDeterminism_t determinism = CUDNN_NON_DETERMINISTIC;
   bool tuned = false;
 };
@@ -148,7 +147,6 @@ Choice<Algo> pick(const Perf* results, int count, const AlgoConstraints& c, cudn
     if (judge(results[i], c) != Rejection::kUsable) continue;
     choice.algo = results[i].algo;
     choice.workspace = results[i].memory;
-    choice.searched_math = searched;
     choice.math = run_math(results[i], searched);
     choice.determinism = results[i].determinism;
     choice.tuned = true;

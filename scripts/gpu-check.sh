@@ -51,11 +51,11 @@ if [[ ! -f $deps/MANIFEST ]]; then
   exit 1
 fi
 
-# --dry-run: hide the system's copies of what .gpu-deps carries, so that the
-# build can only succeed from the carried folder, as on the GPU machine.
-hidden=(/usr/include/eigen3 /usr/share/eigen3 /usr/include/catch2 /usr/lib/cmake/Catch2 /usr/lib/libCatch2WithMain.a /usr/include/CLI
-  /usr/share/cmake/CLI11 /usr/include/zlib.h /usr/include/zconf.h /usr/share/datasets/fashion-mnist
-  /usr/include/benchmark /usr/lib/x86_64-linux-gnu/cmake/benchmark /usr/lib/x86_64-linux-gnu/libz.a)
+# --dry-run: hide the system's copies of what .gpu-deps carries (its SOURCES,
+# written by gpu-deps.sh), and Google Benchmark, which the GPU machine lacks,
+# so that the build can only succeed from the carried folder, as there.
+mapfile -t hidden < "$deps/SOURCES"
+hidden+=(/usr/include/benchmark "/usr/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)/cmake/benchmark")
 # (Not the -dev link libz.so: a bind mount onto a symbolic link lands on its
 # target, the libz.so.1 that every program here loads. The build names its
 # zlib explicitly instead.)

@@ -29,9 +29,13 @@ rm -rf "$dest"
 mkdir -p "$dest/prefix/include" "$dest/prefix/lib/cmake" "$dest/prefix/share/cmake" "$dest/prefix/share/eigen3" \
   "$dest/data"
 
-copy() {  # copy SRC DEST_DIR: dereferencing links, so the folder is self-contained
+# copy SRC DEST_DIR: dereferencing links, so the folder is self-contained.
+# SOURCES lists every SRC: gpu-check.sh --dry-run hides exactly those.
+: > "$dest/SOURCES"
+copy() {
   [[ -e $1 ]] || { echo "gpu-deps.sh: $1 is missing (is its package installed?)" >&2; exit 1; }
   cp -rL "$1" "$2"
+  echo "$1" >> "$dest/SOURCES"
 }
 copy /usr/include/eigen3 "$dest/prefix/include/"
 copy /usr/share/eigen3/cmake "$dest/prefix/share/eigen3/"

@@ -2,6 +2,10 @@
 // (naive reference, groups as separate convolutions) and bad input.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdlib>
+
+#include "rescnn/backend/cpu/float_kernels.hpp"
 #include "rescnn/nn/conv2d.hpp"
 #include "support/compare.hpp"
 #include "support/golden.hpp"
@@ -194,4 +198,14 @@ TEST_CASE("Conv2d rejects invalid options and inputs with clear messages", "[con
   CHECK_THROWS_WITH(conv.backward(Tensor<float>::zeros({2, 4, 4, 4})), Contains("no forward pass was recorded"));
   conv.forward(Tensor<float>::zeros({2, 3, 8, 8}));
   CHECK_THROWS_WITH(conv.backward(Tensor<float>::zeros({2, 4, 5, 4})), Contains("does not match the output shape (2, 4, 4, 4)"));
+}
+
+TEST_CASE("The CPU level in use is the one RESCNN_MAX_CPU_ISA asks for", "[conv2d][isa]") {
+  // ctest runs this file again as test_conv2d@generic and test_conv2d@avx2
+  // (tests/CMakeLists.txt): those runs must really test those levels.
+  const char* cap = std::getenv("RESCNN_MAX_CPU_ISA");
+  const cpu::Isa wanted = std::min(cap ? cpu::parse_isa(cap) : cpu::Isa::avx512_bf16, cpu::cpu_supported_isa());
+  INFO("RESCNN_MAX_CPU_ISA=" << (cap ? cap : "(unset)") << ", CPU supports " << cpu::isa_name(cpu::cpu_supported_isa()));
+  CHECK(cpu::isa() == wanted);
+  CHECK(cpu::float_kernel_level() == std::min(wanted, cpu::Isa::avx512));
 }

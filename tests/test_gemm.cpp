@@ -1,17 +1,16 @@
-// The CPU's own single-precision GEMM (backend/cpu/gemm.hpp) and the
-// implicit-GEMM convolutions built on it (backend/cpu/conv_gemm.hpp),
-// against double-precision references: every transpose combination, edge
-// sizes around the register tile (8 x 48) and the cache blocks (depth 256,
-// 128 rows, 1536 columns), accumulation, leading dimensions wider than the
-// matrix (nothing outside the matrix may be written), and convolutions whose
-// output tiles straddle samples, strided and dilated ones, groups and every
-// backward path.
-//
-// On a CPU without AVX-512 these paths do not exist; the tests say so and
-// check that the Eigen path is the one in use.
+// The CPU's own single-precision GEMM (backend/cpu/kernels/gemm.inc) and
+// the implicit-GEMM and Winograd convolutions built on it, at every level
+// this CPU supports (generic, avx2, avx512: tests/support/isa.hpp), against
+// double-precision references: every transpose combination, edge sizes
+// around the register tiles (8 x 48 and 6 x 16) and the cache blocks (depth
+// 256, 128 or 96 rows, 1536 columns), accumulation, leading dimensions wider
+// than the matrix (nothing outside the matrix may be written), and
+// convolutions whose output tiles straddle samples, strided and dilated
+// ones, groups and every backward path.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -19,8 +18,8 @@
 #include "rescnn/backend/cpu/gemm.hpp"
 #include "rescnn/ops/conv2d.hpp"
 #include "support/compare.hpp"
+#include "support/isa.hpp"
 #include "support/threads.hpp"
-#include "support/skip.hpp"
 
 using namespace rescnn;
 using rescnn::testing::IsCloseToReference;
@@ -49,18 +48,17 @@ struct ConvCase {
 
 }  // namespace
 
-TEST_CASE("sgemm equals a double-precision product: transposes, edges, blocks, accumulation", "[gemm]") {
-#if !defined(__AVX512F__)
-  RESCNN_SKIP("compiled without AVX-512: rescnn uses Eigen's GEMM, and sgemm does not exist");
-#else
-  {
+TEST_CASE("sgemm equals a double-precision product: transposes, edges, blocks, accumulation", "[gemm][isa]") {
+  for (const cpu::Isa level : testing::float_levels()) DYNAMIC_SECTION("isa=" << cpu::isa_name(level)) {
+    const testing::ScopedIsa forced(level);
     struct Size {
       index_t m, n, k;
     };
-    // Around the tile (8 x 48), the blocks (depth 256, 128 rows, 1536
-    // columns) and degenerate extents.
-    const std::vector<Size> sizes{{1, 1, 1},     {8, 48, 16},    {7, 47, 5},    {9, 49, 257},  {17, 97, 300},
-                                  {129, 50, 64}, {130, 1600, 40}, {64, 576, 600}, {3, 2000, 1}, {300, 5, 513}};
+    // Around the tiles (8 x 48, 6 x 16), the blocks (depth 256, 128 or 96
+    // rows, 1536 columns) and degenerate extents.
+    const std::vector<Size> sizes{{1, 1, 1},     {8, 48, 16},     {7, 47, 5},     {9, 49, 257}, {17, 97, 300},
+                                  {129, 50, 64}, {130, 1600, 40}, {64, 576, 600}, {3, 2000, 1}, {300, 5, 513},
+                                  {6, 16, 9},    {13, 33, 31},    {97, 17, 258}};
     Generator gen(1);
     for (const auto& s : sizes) {
       for (int trans = 0; trans < 4; ++trans) {
@@ -103,24 +101,20 @@ TEST_CASE("sgemm equals a double-precision product: transposes, edges, blocks, a
       }
     }
   }
-#endif
 }
 
-TEST_CASE("sgemm with K = 0 writes zeros or leaves C alone", "[gemm]") {
-#if !defined(__AVX512F__)
-  RESCNN_SKIP("compiled without AVX-512: sgemm does not exist");
-#else
-  {
+TEST_CASE("sgemm with K = 0 writes zeros or leaves C alone", "[gemm][isa]") {
+  for (const cpu::Isa level : testing::float_levels()) DYNAMIC_SECTION("isa=" << cpu::isa_name(level)) {
+    const testing::ScopedIsa forced(level);
     std::vector<float> c(6, 3.0f);
     cpu::sgemm(2, 3, 0, nullptr, 1, false, nullptr, 3, false, c.data(), 3, true);
     CHECK(c == std::vector<float>(6, 3.0f));
     cpu::sgemm(2, 3, 0, nullptr, 1, false, nullptr, 3, false, c.data(), 3, false);
     CHECK(c == std::vector<float>(6, 0.0f));
   }
-#endif
 }
 
-TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path", "[gemm][conv2d]") {
+TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path", "[gemm][conv2d][isa]") {
   const std::vector<ConvCase> cases{
       // Output planes of 49, 16, 4 and 1 positions: 48-column tiles straddle samples.
       {"3x3 pad 1 on 7x7 (tiles straddle samples)", {9, 12, 7, 7}, {24, 12, 3, 3}, {1, 1, 1, 1}},
@@ -156,14 +150,14 @@ TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path",
       {"Winograd rows: asymmetric padding (1, 0), 9 tiles a row", {2, 16, 18, 20}, {16, 16, 3, 3}, {1, Size2(1, 0), 1, 1}},
       {"Winograd rows: asymmetric padding (0, 2), 11 tiles a row", {2, 16, 18, 18}, {16, 16, 3, 3}, {1, Size2(0, 2), 1, 1}},
   };
+  for (const cpu::Isa level : testing::float_levels())
   for (const auto& c : cases) {
-    SECTION(c.name) {
+    DYNAMIC_SECTION("isa=" << cpu::isa_name(level) << ": " << c.name) {
+      const testing::ScopedIsa forced(level);
       const auto g = ops::conv2d_geometry(c.input, c.weight, c.params);
-      CHECK(cpu::use_implicit_gemm<float>(g) == cpu::kHaveFastGemm);
-#if defined(__AVX512F__)
       // The Winograd cases must take that path (and the others must not), or they test nothing new.
-      CHECK(cpu::winograd::suitable(g) == (std::string(c.name).rfind("Winograd", 0) == 0));
-#endif
+      const bool winograd_case = std::string(c.name).rfind("Winograd", 0) == 0;
+      CHECK(cpu::uses_winograd<float>(g) == (winograd_case && level != cpu::Isa::generic));
       Generator gen(7);
       const auto x = Tensor<float>::normal(c.input, 0, 1, gen);
       const auto w = Tensor<float>::normal(c.weight, 0, 1, gen);
@@ -186,7 +180,7 @@ TEST_CASE("Implicit-GEMM convolutions in float equal the double-precision path",
   }
 }
 
-TEST_CASE("Convolutions give the same bits on 1 and 2 threads", "[gemm][conv2d][threads]") {
+TEST_CASE("Convolutions give the same bits on 1 and 2 threads", "[gemm][conv2d][threads][isa]") {
   // rescnn's own kernels split work across threads by output tiles, chunks
   // of Winograd tiles and columns, never inside one sum, so the thread count
   // must not change a single bit.
@@ -197,8 +191,10 @@ TEST_CASE("Convolutions give the same bits on 1 and 2 threads", "[gemm][conv2d][
       {"Winograd, gathered tiles (4x4 plane)", {13, 16, 4, 4}, {16, 16, 3, 3}, {1, 1, 1, 1}},
       {"Winograd, row-wise tiles, many chunks", {40, 16, 20, 20}, {16, 16, 3, 3}, {1, 1, 1, 1}},
   };
+  for (const cpu::Isa level : testing::float_levels())
   for (const auto& c : cases) {
-    SECTION(c.name) {
+    DYNAMIC_SECTION("isa=" << cpu::isa_name(level) << ": " << c.name) {
+      const testing::ScopedIsa forced(level);
       const auto g = ops::conv2d_geometry(c.input, c.weight, c.params);
       const auto run = [&](int threads) {
         const testing::ScopedNumThreads scoped(threads);
@@ -219,18 +215,36 @@ TEST_CASE("Convolutions give the same bits on 1 and 2 threads", "[gemm][conv2d][
         for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
         return differ;
       };
-#if defined(__AVX512F__)
-      const std::size_t differ = count_differences(run(1), run(2));
-      INFO(differ << " values differ between 1 and 2 threads");
-      CHECK(differ == 0);
-#else
-      // The Eigen path repeats itself for a given thread count, but Eigen
-      // sizes its GEMM blocks by the thread count, so 1 and 2 threads round
-      // differently (README: "CPU kernels").
-      const std::size_t differ = count_differences(run(2), run(2));
-      INFO(differ << " values differ between two runs on 2 threads");
-      CHECK(differ == 0);
-#endif
+      if (level != cpu::Isa::generic) {
+        const std::size_t differ = count_differences(run(1), run(2));
+        INFO(differ << " values differ between 1 and 2 threads");
+        CHECK(differ == 0);
+      } else {
+        // The Eigen path repeats itself for a given thread count, but Eigen
+        // sizes its GEMM blocks by the thread count, so 1 and 2 threads round
+        // differently (README: "CPU kernels").
+        const std::size_t differ = count_differences(run(2), run(2));
+        INFO(differ << " values differ between two runs on 2 threads");
+        CHECK(differ == 0);
+      }
     }
   }
+}
+
+TEST_CASE("RESCNN_MAX_CPU_ISA caps the level, in any case", "[isa]") {
+  CHECK(cpu::parse_isa("AVX512_bf16") == cpu::Isa::avx512_bf16);
+  CHECK(cpu::parse_isa("Generic") == cpu::Isa::generic);
+  CHECK(cpu::parse_isa("avx2") == cpu::Isa::avx2);
+  ::setenv("RESCNN_MAX_CPU_ISA", "Avx2", 1);
+  CHECK(cpu::isa_detail::isa_cap_from_environment() == cpu::Isa::avx2);
+  ::unsetenv("RESCNN_MAX_CPU_ISA");
+  CHECK(cpu::isa_detail::isa_cap_from_environment() == cpu::Isa::avx512_bf16);
+  // A cap above the CPU runs at the CPU's best; the previous level comes back.
+  const cpu::Isa before = cpu::isa();
+  CHECK(cpu::set_max_isa(cpu::Isa::generic) == before);
+  CHECK(cpu::isa() == cpu::Isa::generic);
+  CHECK_FALSE(cpu::uses_winograd<float>(ops::conv2d_geometry({1, 16, 8, 8}, {16, 16, 3, 3}, {1, 1, 1, 1})));
+  cpu::set_max_isa(cpu::Isa::avx512_bf16);
+  CHECK(cpu::isa() == cpu::cpu_supported_isa());
+  cpu::set_max_isa(before);
 }

@@ -11,7 +11,7 @@
 #   # the GEMM's store overwrites C where it must add to it
 #   # test: test_gemm
 #   # test: test_checkpoint [checkpoint]~[crash]     (a Catch test spec may follow)
-#   # requires: avx512f                                (optional: a CPU flag the code needs)
+#   # requires: avx2                                   (optional: a CPU flag the code needs)
 #   diff --git a/include/...
 #
 # For each patch the script applies it to the working tree, rebuilds only the
@@ -46,8 +46,8 @@ while (($#)); do
 done
 
 tests_of() { sed -n 's/^# test: //p' "$1"; }      # "target [spec]" lines
-# "# requires: avx512f": the patched code exists only on such a CPU (where
-# the tests are built with -march=native); elsewhere the patch is skipped.
+# "# requires: avx512f": the patched code runs only on such a CPU (the
+# level it belongs to is chosen at run time); elsewhere the patch is skipped.
 unmet_requirement() {
   local need
   for need in $(sed -n 's/^# requires: //p' "$1"); do

@@ -1,7 +1,9 @@
 // rescnn/backend/cpu/conv2d.hpp — 2-D convolution on the CPU as batched GEMM.
 //
-// float on an AVX-512 CPU takes the implicit-GEMM path of conv_gemm.hpp.
-// Everything else (double, other CPUs) takes the Eigen path below: for each chunk of samples and each group, the input patches are unfolded
+// float on an AVX2 or AVX-512 CPU takes the implicit-GEMM path of
+// kernels/conv_gemm.inc at the level in use (float_kernels.hpp). Everything
+// else (double, the generic level) takes the Eigen path below: for each
+// chunk of samples and each group, the input patches are unfolded
 // (im2col) into a matrix of (C/g * kh * kw) rows and (samples * OH * OW)
 // columns, so one GEMM covers the whole chunk:
 //
@@ -21,7 +23,7 @@
 
 #include <type_traits>
 
-#include "rescnn/backend/cpu/conv_gemm.hpp"
+#include "rescnn/backend/cpu/float_kernels.hpp"
 #include "rescnn/backend/cpu/im2col.hpp"
 #include "rescnn/backend/cpu/scratch.hpp"
 #include "rescnn/backend/geometry.hpp"
@@ -29,15 +31,12 @@
 
 namespace rescnn::cpu {
 
-// Whether conv_gemm.hpp handles this convolution.
+// Whether the level in use runs this convolution's forward pass by Winograd
+// (false for the generic level and for double).
 template <class T>
-bool use_implicit_gemm(const Conv2dGeometry& g) {
-#if defined(__AVX512F__)
-  return std::is_same_v<T, float> && conv_gemm::usable_for(g);
-#else
-  (void)g;
+bool uses_winograd(const Conv2dGeometry& g) {
+  if constexpr (std::is_same_v<T, float>) return with_float_kernels([&](auto k) { return k.uses_winograd(g); });
   return false;
-#endif
 }
 
 
@@ -51,11 +50,9 @@ inline constexpr index_t kDirectPlaneThreshold = 256;
 // y = conv(x, w) + bias. `bias` may be null. y must have the output shape.
 template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-#if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (use_implicit_gemm<T>(g)) return conv_gemm::forward(g, x, w, bias, y);
+    if (with_float_kernels([&](auto k) { return k.conv2d_forward(g, x, w, bias, y); })) return;
   }
-#endif
   using namespace conv_detail;
   const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), ohw = g.out_plane();
   const index_t chunk = samples_per_chunk(g, sizeof(T));
@@ -89,15 +86,14 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
 // non-null (dx is overwritten, not accumulated).
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
-#if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    if (use_implicit_gemm<T>(g)) {
-      conv_gemm::backward_weight(g, x, dy, dw, db);
-      if (dx) conv_gemm::backward_data(g, w, dy, dx);
+    if (with_float_kernels([&](auto k) {
+          if (!k.conv2d_backward_weight(g, x, dy, dw, db)) return false;
+          if (dx) k.conv2d_backward_data(g, w, dy, dx);
+          return true;
+        }))
       return;
-    }
   }
-#endif
   using namespace conv_detail;
   const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), ohw = g.out_plane();
   const index_t chunk = samples_per_chunk(g, sizeof(T));

@@ -5,12 +5,14 @@
 // calls cpu::relu_forward for Tensor<T, Cpu>, cuda::relu_forward for
 // Tensor<T, Cuda> (in builds with the CUDA backend), and is a compile error
 // naming the device otherwise. Every backend provides the same kernel
-// functions with the same arguments (raw pointers and validated geometry), so
-// ops:: validates once and layers never see a backend.
+// functions with the same arguments (raw pointers and validated geometry),
+// declared with their contracts in backend/kernels.hpp, so ops:: validates
+// once and layers never see a backend.
 #pragma once
 
 #include <type_traits>
 
+#include "rescnn/backend/kernels.hpp"
 #include "rescnn/backend/cpu/batchnorm.hpp"
 #include "rescnn/backend/cpu/conv2d.hpp"
 #include "rescnn/backend/cpu/elementwise.hpp"

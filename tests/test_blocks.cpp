@@ -148,3 +148,73 @@ TEST_CASE("Blocks reject invalid configurations", "[blocks][errors]") {
   CHECK_THROWS_AS(block.forward(Tensor<float>::zeros({1, 3, 4, 4})), ShapeError);
   CHECK_THROWS_WITH(block.backward(Tensor<float>::zeros({1, 4, 4, 4})), Contains("no forward pass was recorded"));
 }
+
+namespace {
+
+// A block that wires a layer it never registered, as a user's custom block
+// might by mistake.
+class UnregisteredLayerBlock : public nn::ResidualBlock<float> {
+ public:
+  // register_it: whether conv1 is registered; in_container: whether it is
+  // wired inside a Sequential (which is never registered itself).
+  UnregisteredLayerBlock(bool register_it, bool in_container) {
+    auto conv = std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions{4, 4, 3, 1, 1});
+    if (register_it) this->register_module("conv1", conv);
+    if (in_container) this->set_shortcut(std::make_shared<nn::Sequential<float>>(conv));
+    else this->set_branch({conv});
+  }
+  std::string type_name() const override { return "UnregisteredLayerBlock"; }
+};
+
+// Counts how often its message parts are built.
+class CountingConv2d : public nn::Conv2d<float> {
+ public:
+  using nn::Conv2d<float>::Conv2d;
+  std::string type_name() const override {
+    ++calls;
+    return nn::Conv2d<float>::type_name();
+  }
+  std::string extra_repr() const override {
+    ++calls;
+    return nn::Conv2d<float>::extra_repr();
+  }
+  mutable int calls = 0;
+};
+
+}  // namespace
+
+TEST_CASE("Every layer on a block's paths is a registered child", "[blocks][errors]") {
+  CHECK_THROWS_WITH(UnregisteredLayerBlock(false, false), Contains("UnregisteredLayerBlock.set_branch") &&
+                                                              Contains("Conv2d(4, 4") &&
+                                                              Contains("not a registered child"));
+  CHECK_THROWS_WITH(UnregisteredLayerBlock(false, true),
+                    Contains("UnregisteredLayerBlock.set_shortcut") && Contains("not a registered child"));
+  UnregisteredLayerBlock ok(true, false);
+  CHECK(ok.named_parameters().size() == 2);  // conv1.weight, conv1.bias
+  // A container of registered layers (d2l's conv4 + bn4 projection) is fine.
+  UnregisteredLayerBlock contained(true, true);
+  CHECK(contained.named_parameters().size() == 2);
+
+  // The blocks' own ReLUs are children too, so eval() reaches every layer on the paths.
+  nn::Bottleneck<float> b(nn::BottleneckOptions{8, 2, 1, true});
+  b.eval();
+  int relus = 0;
+  for (const auto& [name, child] : b.named_children()) {
+    CHECK_FALSE(child->is_training());
+    relus += child->type_name() == "ReLU";
+  }
+  CHECK(relus == 2);
+}
+
+TEST_CASE("Error messages are built only when a check fails", "[blocks][errors]") {
+  CountingConv2d conv(nn::Conv2dOptions{3, 4, 3, 1, 1});
+  Generator gen(5);
+  const auto x = Tensor<float>::normal({2, 3, 6, 6}, 0, 1, gen);
+  const auto y = conv.forward(x);
+  conv.backward(Tensor<float>::ones(y.shape()));
+  CHECK(conv.calls == 0);
+  // And the failing checks still name the layer.
+  CHECK_THROWS_WITH(conv.forward(Tensor<float>::zeros({2, 5, 6, 6})), Contains("Conv2d(3, 4") && Contains("5 channels"));
+  CountingConv2d fresh(nn::Conv2dOptions{3, 4, 3, 1, 1});
+  CHECK_THROWS_WITH(fresh.backward(Tensor<float>::ones(y.shape())), Contains("Conv2d.backward"));
+}

@@ -48,10 +48,19 @@ std::string concat(Args&&... args) {
 
 }  // namespace detail
 
-// Throws E with the concatenated message when `condition` is false.
+// Throws E with the concatenated message.
+template <class E = ValueError, class... Args>
+[[noreturn]] void fail(Args&&... message) {
+  throw E(detail::concat(std::forward<Args>(message)...));
+}
+
+// Throws E with the concatenated message when `condition` is false. The
+// message's parts are evaluated by the caller either way: where one costs
+// something (a type_name(), an extra_repr()) on a path taken every step,
+// write `if (!condition) fail<E>(...)` so it is built only on failure.
 template <class E = ValueError, class... Args>
 void check(bool condition, Args&&... message) {
-  if (!condition) throw E(detail::concat(std::forward<Args>(message)...));
+  if (!condition) fail<E>(std::forward<Args>(message)...);
 }
 
 }  // namespace rescnn

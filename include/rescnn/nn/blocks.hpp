@@ -28,6 +28,8 @@ std::shared_ptr<BatchNorm2d<T, D>> bn(index_t channels) {
   return std::make_shared<BatchNorm2d<T, D>>(channels);
 }
 template <class T, class D>
+// A fresh ReLU for each use (each keeps its own output for backward); blocks
+// register them as children (relu1, relu2) like every layer on their paths.
 std::shared_ptr<ReLU<T, D>> relu() {
   return std::make_shared<ReLU<T, D>>();
 }
@@ -60,7 +62,7 @@ class Residual : public ResidualBlock<T, D> {
       conv3 = this->register_module("conv3", conv<T, D>(o.in_channels, o.num_channels, 1, o.strides, 0, true));
     bn1 = this->register_module("bn1", bn<T, D>(o.num_channels));
     bn2 = this->register_module("bn2", bn<T, D>(o.num_channels));
-    this->set_branch({conv1, bn1, relu<T, D>(), conv2, bn2});
+    this->set_branch({conv1, bn1, this->register_module("relu1", relu<T, D>()), conv2, bn2});
     this->set_shortcut(conv3);
   }
   // d2l's spelling: Residual(num_channels) keeps the channel count.
@@ -106,7 +108,7 @@ class BasicBlock : public ResidualBlock<T, D> {
       downsample = this->register_module(
           "downsample", std::make_shared<Sequential<T, D>>(conv<T, D>(o.inplanes, o.planes, 1, o.stride, 0, false),
                                                            bn<T, D>(o.planes)));
-    this->set_branch({conv1, bn1, relu<T, D>(), conv2, bn2});
+    this->set_branch({conv1, bn1, this->register_module("relu1", relu<T, D>()), conv2, bn2});
     this->set_shortcut(downsample);
   }
 
@@ -163,7 +165,9 @@ class Bottleneck : public ResidualBlock<T, D> {
       downsample = this->register_module(
           "downsample",
           std::make_shared<Sequential<T, D>>(conv<T, D>(o.inplanes, out, 1, o.stride, 0, false), bn<T, D>(out)));
-    this->set_branch({conv1, bn1, relu<T, D>(), conv2, bn2, relu<T, D>(), conv3, bn3});
+    auto relu1 = this->register_module("relu1", relu<T, D>());
+    auto relu2 = this->register_module("relu2", relu<T, D>());
+    this->set_branch({conv1, bn1, relu1, conv2, bn2, relu2, conv3, bn3});
     this->set_shortcut(downsample);
   }
 
@@ -218,7 +222,9 @@ class ResNeXtBlock : public ResidualBlock<T, D> {
       bn4 = this->register_module("bn4", bn<T, D>(o.num_channels));
       projection = std::make_shared<Sequential<T, D>>(conv4, bn4);
     }
-    this->set_branch({conv1, bn1, relu<T, D>(), conv2, bn2, relu<T, D>(), conv3, bn3});
+    auto relu1 = this->register_module("relu1", relu<T, D>());
+    auto relu2 = this->register_module("relu2", relu<T, D>());
+    this->set_branch({conv1, bn1, relu1, conv2, bn2, relu2, conv3, bn3});
     this->set_shortcut(projection);
   }
   // d2l's spelling: ResNeXtBlock(num_channels, groups, bot_mul, use_1x1conv, strides),
@@ -257,8 +263,8 @@ class PreActBlock : public ResidualBlock<T, D> {
     conv2 = this->register_module("conv2", conv<T, D>(o.out_channels, o.out_channels, 3, 1, 1, false));
     if (o.stride != 1 || o.in_channels != o.out_channels)
       shortcut = this->register_module("shortcut", conv<T, D>(o.in_channels, o.out_channels, 1, o.stride, 0, false));
-    this->set_pre({bn1, relu<T, D>()});
-    this->set_branch({conv1, bn2, relu<T, D>(), conv2});
+    this->set_pre({bn1, this->register_module("relu1", relu<T, D>())});
+    this->set_branch({conv1, bn2, this->register_module("relu2", relu<T, D>()), conv2});
     this->set_shortcut(shortcut, /*takes_pre_output=*/true);
     this->set_post_relu(false);
   }

@@ -104,8 +104,9 @@ class Conv2d : public Module<T, D> {
   const TensorT* bias_ptr() const { return options_.bias ? &bias.value : nullptr; }
   void check_input(const Shape& x) const {
     check<ShapeError>(x.rank() == 4, "Conv2d: expected input of shape (N, C, H, W), got ", x);
-    check<ShapeError>(x[1] == options_.in_channels, "Conv2d(", extra_repr(), "): input ", x, " has ", x[1],
-                      " channels, expected in_channels=", options_.in_channels);
+    if (x[1] != options_.in_channels)
+      fail<ShapeError>("Conv2d(", extra_repr(), "): input ", x, " has ", x[1], " channels, expected in_channels=",
+                       options_.in_channels);
   }
 
   Conv2dOptions options_;

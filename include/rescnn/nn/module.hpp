@@ -151,8 +151,8 @@ class Module {
   // Throws when backward is called without a recorded forward; `cached` is
   // what forward kept for backward.
   void require_forward(bool recorded) const {
-    check<Error>(recorded, type_name(),
-                 ".backward: no forward pass was recorded (call forward first, outside NoGradGuard)");
+    if (!recorded)
+      fail<Error>(type_name(), ".backward: no forward pass was recorded (call forward first, outside NoGradGuard)");
   }
   void require_forward(const TensorT& cached) const { require_forward(cached.defined()); }
 

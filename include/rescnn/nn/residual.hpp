@@ -66,8 +66,9 @@ class ResidualBlock : public Module<T, D> {
     const Shape h = pre_.size() ? pre_.output_shape(input) : input;
     const Shape b = branch_.output_shape(h);
     const Shape s = shortcut_ ? shortcut_->output_shape(shortcut_takes_pre_ ? h : input) : input;
-    check<ShapeError>(b == s, type_name(), ": the branch gives ", b, " but the shortcut gives ", s, " for input ",
-                      input, " (use a projection shortcut when stride or channels change)");
+    if (b != s)
+      fail<ShapeError>(type_name(), ": the branch gives ", b, " but the shortcut gives ", s, " for input ", input,
+                       " (use a projection shortcut when stride or channels change)");
     return b;
   }
 
@@ -76,19 +77,49 @@ class ResidualBlock : public Module<T, D> {
  protected:
   // Wiring, called by the derived block's constructor after registering its
   // layers. `shortcut` null means identity.
+  //
+  // Every layer on a path must be a registered child of the block
+  // (register_module): train()/eval(), parameters(), the optimizer and the
+  // state dict reach a block's layers only through its children, so an
+  // unregistered one would silently miss them all. Anything else is a
+  // ValueError naming the layer.
   void set_pre(std::initializer_list<ModulePtr> layers) {
-    for (auto& l : layers) pre_.push_back(l);
+    for (auto& l : layers) pre_.push_back(registered(l, "set_pre"));
   }
   void set_branch(std::initializer_list<ModulePtr> layers) {
-    for (auto& l : layers) branch_.push_back(l);
+    for (auto& l : layers) branch_.push_back(registered(l, "set_branch"));
   }
   void set_shortcut(ModulePtr shortcut, bool takes_pre_output = false) {
-    shortcut_ = std::move(shortcut);
+    shortcut_ = shortcut ? registered(shortcut, "set_shortcut") : nullptr;
     shortcut_takes_pre_ = takes_pre_output;
   }
   void set_post_relu(bool on) { post_relu_ = on; }
 
  private:
+  // A layer is wired correctly when it is a registered child, or a
+  // container (a Sequential grouping conv4 and bn4, say) whose children all
+  // are and which holds nothing of its own.
+  bool reachable(const ModulePtr& layer) const {
+    for (const auto& [name, child] : this->named_children())
+      if (child == layer) return true;
+    if (layer->named_children().empty()) return false;
+    std::size_t parameters = 0, buffers = 0;
+    for (const auto& [name, child] : layer->named_children()) {
+      if (!reachable(child)) return false;
+      parameters += child->named_parameters().size();
+      buffers += child->named_buffers().size();
+    }
+    return layer->named_parameters().size() == parameters && layer->named_buffers().size() == buffers;
+  }
+
+  const ModulePtr& registered(const ModulePtr& layer, const char* where) const {
+    if (!layer) fail<ValueError>(type_name(), ".", where, ": a layer is null");
+    if (reachable(layer)) return layer;
+    fail<ValueError>(type_name(), ".", where, ": the ", layer->type_name(), "(", layer->extra_repr(),
+                     ") passed is not a registered child of the block; register_module() it first, or train()/eval(), "
+                     "parameters() and the state dict would not reach it");
+  }
+
   Sequential<T, D> pre_, branch_;  // computation order (names live in the block)
   ModulePtr shortcut_;
   bool shortcut_takes_pre_ = false;

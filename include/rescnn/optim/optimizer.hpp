@@ -117,15 +117,18 @@ class Optimizer {
   // replaced by one of another shape since its state was allocated.
   void check_ready() const {
     for (const auto& [name, p] : params_) {
-      check<ValueError>(p->grad.defined(), type_name(), ": parameter '", name, "' has no gradient (grad is undefined)");
-      check<ShapeError>(p->grad.shape() == p->value.shape(), type_name(), ": parameter '", name, "' of shape ",
-                        p->value.shape(), " has a gradient of shape ", p->grad.shape());
+      if (!p->grad.defined())
+        fail<ValueError>(type_name(), ": parameter '", name, "' has no gradient (grad is undefined)");
+      if (p->grad.shape() != p->value.shape())
+        fail<ShapeError>(type_name(), ": parameter '", name, "' of shape ", p->value.shape(),
+                         " has a gradient of shape ", p->grad.shape());
     }
     for (std::size_t i = 0; i < state_.size(); ++i) {
       const auto& [name, p] = params_[state_owner_[i]];
       const TensorT& s = state_[i].second;
-      check<ShapeError>(s.shape() == p->value.shape(), type_name(), ": parameter '", name, "' changed shape from ",
-                        s.shape(), " to ", p->value.shape(), " after the optimizer was built");
+      if (s.shape() != p->value.shape())
+        fail<ShapeError>(type_name(), ": parameter '", name, "' changed shape from ", s.shape(), " to ",
+                         p->value.shape(), " after the optimizer was built");
     }
   }
 

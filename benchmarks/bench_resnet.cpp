@@ -1,9 +1,9 @@
 // bench_resnet — whole-model training and inference throughput, the same work
-// as ../shared/anchors/torch_resnet_bench.py and with the same output lines:
+// as benchmarks/torch_resnet_bench.py and with the same output lines:
 //
 //   bench_resnet --size 96 --batch 128 --steps 20 [--device cuda] [--cases train,infer]
 //                [--no-tf32] [--deterministic]
-//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu precision=fp32
+//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu precision=fp32 isa=avx512
 //
 // On a GPU: TF32 convolutions by default (PyTorch's default; precision=tf32conv),
 // --no-tf32 for full fp32, --deterministic for cuda::set_deterministic(true).
@@ -24,6 +24,7 @@
 #include <map>
 #include <string>
 
+#include <CLI/CLI.hpp>
 #include <rescnn/rescnn.hpp>
 
 namespace rn = rescnn;
@@ -38,38 +39,26 @@ struct Args {
   bool deterministic = false;
 };
 
-long to_long(const std::string& flag, const std::string& text, long lo) {
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || v < lo)
-    throw rn::ValueError(flag + ": expected an integer >= " + std::to_string(lo) + ", got '" + text + "'");
-  return v;
-}
-
+// The command line, with --help, through CLI11 as the examples have it.
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--no-tf32") {
-      a.tf32 = false;
-      continue;
-    }
-    if (flag == "--deterministic") {
-      a.deterministic = true;
-      continue;
-    }
-    if (i + 1 >= argc) throw rn::ValueError(flag + ": missing value");
-    const std::string value = argv[++i];
-    if (flag == "--threads") a.threads = static_cast<int>(to_long(flag, value, 0));
-    else if (flag == "--size") a.size = to_long(flag, value, 1);
-    else if (flag == "--batch") a.batch = to_long(flag, value, 1);
-    else if (flag == "--steps") a.steps = to_long(flag, value, 1);
-    else if (flag == "--device") a.device = value;
-    else if (flag == "--cases") a.cases = value;
-    else if (flag == "--model") a.model = value;
-    else throw rn::ValueError("unknown flag '" + flag + "' (--threads --size --batch --steps --device --cases --model --no-tf32 --deterministic)");
+  CLI::App app{"bench_resnet: training and inference throughput of one ResNet, as torch_resnet_bench.py measures it"};
+  app.add_option("--threads", a.threads, "CPU threads (0: OpenMP's default)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--size", a.size, "Image height and width")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--batch", a.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--steps", a.steps, "Timed steps per case")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--device", a.device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--cases", a.cases, "Comma-separated: train, infer")->capture_default_str();
+  app.add_option("--model", a.model, "Model name (models::model_names())")->capture_default_str();
+  app.add_flag("!--no-tf32", a.tf32, "CUDA: full fp32 convolutions instead of TF32");
+  app.add_flag("--deterministic", a.deterministic, "CUDA: deterministic cuDNN algorithms only");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
-  if (a.device != "cpu" && a.device != "cuda") throw rn::ValueError("--device: cpu or cuda, got '" + a.device + "'");
   return a;
 }
 
@@ -131,9 +120,10 @@ void run(const Args& a, const std::string& precision) {
     if (c != "train" && c != "infer") throw rn::ValueError("--cases: train and/or infer, got '" + c + "'");
     const double r = bench<D>(a, c == "train");
     std::printf("case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f peak_rss_mb=%.0f device=%s "
-                "precision=%s%s\n",
+                "precision=%s isa=%s%s\n",
                 case_model.c_str(), c.c_str(), a.batch, a.size, a.size, a.threads, r, peak_rss_mb(),
-                std::string(D::name).c_str(), precision.c_str(), a.deterministic ? " deterministic" : "");
+                std::string(D::name).c_str(), precision.c_str(), rn::cpu::isa_name(rn::cpu::isa()),
+                a.deterministic ? " deterministic" : "");
     std::fflush(stdout);
   }
 }

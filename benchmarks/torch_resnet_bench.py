@@ -4,8 +4,7 @@
 d2l.ai's ResNet-18 (chapter 8.6: 1 input channel, 7x7 stem, stages
 ((2,64),(2,128),(2,256),(2,512)), global average pool, 10 classes) timed
 as training steps (forward, cross-entropy, backward, SGD update) and as
-inference, on random data of Fashion-MNIST's shape. The model and the timing
-loop are those of ../shared/anchors/torch_resnet_bench.py; this copy adds the
+inference, on random data of Fashion-MNIST's shape. It also prints the
 process's peak resident memory, so that the memory of one case can be read
 off a process that runs only that case.
 

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <rescnn/rescnn.hpp>
 
@@ -94,6 +95,13 @@ std::string device_description() {
   return std::string(D::name);
 }
 
+// The names --optimizer accepts: the one list that the option's check, its
+// help and make_optimizer below all read.
+const std::vector<std::string>& optimizer_names() {
+  static const std::vector<std::string> names{"sgd", "adam", "adamw"};
+  return names;
+}
+
 template <class D>
 std::unique_ptr<rn::optim::Optimizer<float, D>> make_optimizer(const Flags& f, rn::nn::Module<float, D>& model) {
   if (f.optimizer == "sgd")
@@ -103,8 +111,11 @@ std::unique_ptr<rn::optim::Optimizer<float, D>> make_optimizer(const Flags& f, r
   if (f.optimizer == "adam")
     return std::make_unique<rn::optim::Adam<float, D>>(
         model.named_parameters(), rn::optim::AdamOptions{.lr = f.lr, .weight_decay = f.weight_decay});
-  return std::make_unique<rn::optim::AdamW<float, D>>(
-      model.named_parameters(), rn::optim::AdamWOptions{.lr = f.lr, .weight_decay = f.weight_decay});
+  if (f.optimizer == "adamw")
+    return std::make_unique<rn::optim::AdamW<float, D>>(
+        model.named_parameters(), rn::optim::AdamWOptions{.lr = f.lr, .weight_decay = f.weight_decay});
+  throw rn::ValueError("--optimizer: unknown optimizer '" + f.optimizer + "'; expected one of " +
+                       joined(optimizer_names()));
 }
 
 // The whole run on device D; the model code is the same for every device.
@@ -133,7 +144,7 @@ int train_on(const Flags& f) {
             << data.train().num_samples() << " test_images=" << data.test().num_samples()
             << " image=" << data.train().image_height() << "x" << data.train().image_width()
             << " batch=" << f.batch_size << " device=" << device_description<D>()
-            << " threads=" << rn::get_num_threads() << "\n"
+            << " threads=" << rn::get_num_threads() << " isa=" << rn::cpu::isa_name(rn::cpu::isa()) << "\n"
             << "optimizer=" << optimizer->to_string() << " schedule=" << schedule->to_string() << "\n";
 
   rn::train::TrainerOptions options;
@@ -193,16 +204,16 @@ int main(int argc, char** argv) {
   app.add_option("--lr", f.lr, "Learning rate (the peak rate for onecycle)")
       ->check(finite_number(0, true))
       ->capture_default_str();
-  app.add_option("--optimizer", f.optimizer, "sgd, adam or adamw")
-      ->check(CLI::IsMember({"sgd", "adam", "adamw"}))
+  app.add_option("--optimizer", f.optimizer, "Optimizer: " + joined(optimizer_names()))
+      ->check(CLI::IsMember(optimizer_names()))
       ->capture_default_str();
   app.add_option("--momentum", f.momentum, "SGD momentum")->check(finite_number(0, false, 1))->capture_default_str();
   app.add_option("--weight-decay", f.weight_decay, "Weight decay (L2 for sgd/adam, decoupled for adamw)")
       ->check(finite_number(0, false))
       ->capture_default_str();
   app.add_flag("--nesterov", f.nesterov, "Nesterov momentum (sgd, needs --momentum > 0)");
-  app.add_option("--schedule", f.schedule, "Learning-rate schedule: constant, step, cosine, warmup_cosine, onecycle")
-      ->check(CLI::IsMember({"constant", "step", "cosine", "warmup_cosine", "onecycle"}))
+  app.add_option("--schedule", f.schedule, "Learning-rate schedule: " + joined(rn::optim::schedule_names()))
+      ->check(CLI::IsMember(rn::optim::schedule_names()))
       ->capture_default_str();
   app.add_option("--resize", f.resize, "Resize images to NxN (bilinear); 0 keeps 28x28")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1024}))

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <string>
@@ -148,6 +149,22 @@ std::vector<BadCase> bad_cases(const std::filesystem::path& tmp) {
                "num_classes must be positive, got 0"});
   c.push_back({"model with 0 input channels", [] { models::create<float>("d2l_resnet18", {.in_channels = 0}); },
                "in_channels must be positive, got 0"});
+  // ---- the CPU level (RESCNN_MAX_CPU_ISA)
+  c.push_back({"an unknown CPU level", [] { cpu::parse_isa("avx3", "RESCNN_MAX_CPU_ISA"); },
+               "RESCNN_MAX_CPU_ISA: unknown value 'avx3'; expected one of generic, avx2, avx512, avx512_bf16"});
+  c.push_back({"RESCNN_MAX_CPU_ISA set to an unknown value",
+               [] {
+                 ::setenv("RESCNN_MAX_CPU_ISA", "sse9", 1);
+                 const auto restore = [] { ::unsetenv("RESCNN_MAX_CPU_ISA"); };
+                 try {
+                   cpu::isa_detail::isa_cap_from_environment();
+                 } catch (...) {
+                   restore();
+                   throw;
+                 }
+                 restore();
+               },
+               "RESCNN_MAX_CPU_ISA: unknown value 'sse9'"});
   // ---- optimizers and schedules
   c.push_back({"SGD learning rate NaN", [] { sgd_with(optim::SGDOptions{.lr = kNaN}); },
                "lr must be finite and >= 0, got nan"});

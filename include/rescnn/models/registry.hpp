@@ -21,16 +21,10 @@ const std::map<std::string, std::function<ModelPtr<T, D>(const ModelOptions&, Ge
   using Make = std::function<ModelPtr<T, D>(const ModelOptions&, Generator&)>;
   static const std::map<std::string, Make> table = {
       {"d2l_resnet18", [](const ModelOptions& o, Generator& g) { return d2l_resnet18<T, D>(o.num_classes, o.in_channels, g); }},
-      {"resnet18", [](const ModelOptions& o, Generator& g) { return resnet18<T, D>(o, g); }},
-      {"resnet34", [](const ModelOptions& o, Generator& g) { return resnet34<T, D>(o, g); }},
-      {"resnet50", [](const ModelOptions& o, Generator& g) { return resnet50<T, D>(o, g); }},
-      {"resnet101", [](const ModelOptions& o, Generator& g) { return resnet101<T, D>(o, g); }},
-      {"resnet152", [](const ModelOptions& o, Generator& g) { return resnet152<T, D>(o, g); }},
-      {"resnext50_32x4d", [](const ModelOptions& o, Generator& g) { return resnext50_32x4d<T, D>(o, g); }},
-      {"resnext101_32x8d", [](const ModelOptions& o, Generator& g) { return resnext101_32x8d<T, D>(o, g); }},
-      {"resnext101_64x4d", [](const ModelOptions& o, Generator& g) { return resnext101_64x4d<T, D>(o, g); }},
-      {"wide_resnet50_2", [](const ModelOptions& o, Generator& g) { return wide_resnet50_2<T, D>(o, g); }},
-      {"wide_resnet101_2", [](const ModelOptions& o, Generator& g) { return wide_resnet101_2<T, D>(o, g); }},
+#define RESCNN_REGISTRY_ENTRY(NAME, ...) \
+  {#NAME, [](const ModelOptions& o, Generator& g) { return NAME<T, D>(o, g); }},
+      RESCNN_TORCHVISION_RESNETS(RESCNN_REGISTRY_ENTRY)
+#undef RESCNN_REGISTRY_ENTRY
   };
   return table;
 }

@@ -127,25 +127,30 @@ inline ResNetConfig config(BlockKind block, std::vector<index_t> layers, index_t
 }
 }  // namespace detail
 
-// torchvision's named members. Each returns a shared_ptr since modules are
-// not movable; the network is built and initialised from the generator.
+// torchvision's named members, listed once: the builders below and
+// models::registry() (registry.hpp) are both generated from this list.
+// X(name, block, blocks per stage..., groups, width per group)
+#define RESCNN_TORCHVISION_RESNETS(X)                        \
+  X(resnet18, Basic, 2, 2, 2, 2, 1, 64)                      \
+  X(resnet34, Basic, 3, 4, 6, 3, 1, 64)                      \
+  X(resnet50, Bottleneck, 3, 4, 6, 3, 1, 64)                 \
+  X(resnet101, Bottleneck, 3, 4, 23, 3, 1, 64)               \
+  X(resnet152, Bottleneck, 3, 8, 36, 3, 1, 64)               \
+  X(resnext50_32x4d, Bottleneck, 3, 4, 6, 3, 32, 4)          \
+  X(resnext101_32x8d, Bottleneck, 3, 4, 23, 3, 32, 8)        \
+  X(resnext101_64x4d, Bottleneck, 3, 4, 23, 3, 64, 4)        \
+  X(wide_resnet50_2, Bottleneck, 3, 4, 6, 3, 1, 128)         \
+  X(wide_resnet101_2, Bottleneck, 3, 4, 23, 3, 1, 128)
+
+// Each returns a shared_ptr since modules are not movable; the network is
+// built and initialised from the generator.
 #define RESCNN_RESNET_BUILDER(NAME, BLOCK, L1, L2, L3, L4, GROUPS, WIDTH)                              \
   template <class T, class D = Cpu>                                                                     \
   std::shared_ptr<ResNet<T, D>> NAME(const ModelOptions& options = {}, Generator& gen = default_generator()) { \
     return std::make_shared<ResNet<T, D>>(                                                              \
         detail::config(BlockKind::BLOCK, {L1, L2, L3, L4}, GROUPS, WIDTH, options), gen);               \
   }
-
-RESCNN_RESNET_BUILDER(resnet18, Basic, 2, 2, 2, 2, 1, 64)
-RESCNN_RESNET_BUILDER(resnet34, Basic, 3, 4, 6, 3, 1, 64)
-RESCNN_RESNET_BUILDER(resnet50, Bottleneck, 3, 4, 6, 3, 1, 64)
-RESCNN_RESNET_BUILDER(resnet101, Bottleneck, 3, 4, 23, 3, 1, 64)
-RESCNN_RESNET_BUILDER(resnet152, Bottleneck, 3, 8, 36, 3, 1, 64)
-RESCNN_RESNET_BUILDER(resnext50_32x4d, Bottleneck, 3, 4, 6, 3, 32, 4)
-RESCNN_RESNET_BUILDER(resnext101_32x8d, Bottleneck, 3, 4, 23, 3, 32, 8)
-RESCNN_RESNET_BUILDER(resnext101_64x4d, Bottleneck, 3, 4, 23, 3, 64, 4)
-RESCNN_RESNET_BUILDER(wide_resnet50_2, Bottleneck, 3, 4, 6, 3, 1, 128)
-RESCNN_RESNET_BUILDER(wide_resnet101_2, Bottleneck, 3, 4, 23, 3, 1, 128)
+RESCNN_TORCHVISION_RESNETS(RESCNN_RESNET_BUILDER)
 #undef RESCNN_RESNET_BUILDER
 
 }  // namespace rescnn::models

@@ -22,6 +22,15 @@ effect PyTorch's tuning guide gets from jemalloc/tcmalloc). --torch-env
 passes such settings to the PyTorch runs only, for a comparison against
 PyTorch at its best rather than as installed.
 
+--isa avx2 runs both at one instruction-set level: rescnn with
+RESCNN_MAX_CPU_ISA=avx2, PyTorch with ONEDNN_MAX_CPU_ISA=AVX2 and
+ATEN_CPU_CAPABILITY=avx2 (oneDNN's and ATen's own caps), as on a CPU
+without AVX-512.
+
+--against-build DIR compares two builds of rescnn instead (DIR's
+bench_resnet in PyTorch's place), e.g. a build without -march against one
+with -march=native.
+
 Needs PyTorch for the python3 that runs it (Debian's python3-torch: use
 /usr/bin/python3) and a Release build of bench_resnet (--build DIR).
 """
@@ -36,6 +45,15 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LINE = re.compile(r"case=(\S+) batch=(\d+) size=(\S+) threads=(\d+) imgs_per_s=([\d.]+) peak_rss_mb=([\d.]+)")
+
+
+# What caps each program at one level: rescnn's variable, and oneDNN's and
+# ATen's (PyTorch's convolutions are oneDNN's, its element-wise code ATen's).
+ISA_ENV = {
+    "generic": ({"RESCNN_MAX_CPU_ISA": "generic"}, {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default"}),
+    "avx2": ({"RESCNN_MAX_CPU_ISA": "avx2"}, {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}),
+    "avx512": ({"RESCNN_MAX_CPU_ISA": "avx512"}, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "ATEN_CPU_CAPABILITY": "avx512"}),
+}
 
 
 def run_one(cmd, env=None):
@@ -71,6 +89,11 @@ def main():
                    help="add the table to the --markdown file as another section instead of replacing the file")
     p.add_argument("--torch-env", action="append", default=[], metavar="KEY=VALUE",
                    help="environment for the PyTorch runs only (repeatable)")
+    p.add_argument("--torch-arg", action="append", default=[], metavar="ARG",
+                   help="an extra argument for torch_resnet_bench.py, e.g. --torch-arg=--channels-last (repeatable)")
+    p.add_argument("--isa", choices=sorted(ISA_ENV), help="run both programs capped at this instruction-set level")
+    p.add_argument("--against-build", metavar="DIR",
+                   help="compare against DIR's bench_resnet instead of PyTorch")
     a = p.parse_args()
 
     ours_bin = os.path.join(a.build, "benchmarks", "bench_resnet")
@@ -78,7 +101,17 @@ def main():
         sys.exit(f"compare_pytorch: {ours_bin} not found; build it first "
                  f"(cmake --build {a.build} --target bench_resnet)")
     torch_script = os.path.join(HERE, "torch_resnet_bench.py")
+    other = "PyTorch"
+    if a.against_build:
+        other_bin = os.path.join(a.against_build, "benchmarks", "bench_resnet")
+        if not os.access(other_bin, os.X_OK):
+            sys.exit(f"compare_pytorch: {other_bin} not found; build it first")
+        other = f"rescnn ({a.against_build})"
+    ours_env = dict(os.environ)
     torch_env = dict(os.environ)
+    if a.isa:
+        ours_env.update(ISA_ENV[a.isa][0])
+        torch_env.update(ISA_ENV[a.isa][1] if not a.against_build else ISA_ENV[a.isa][0])
     for kv in a.torch_env:
         key, sep, value = kv.partition("=")
         if not sep or not key:
@@ -103,13 +136,14 @@ def main():
             common = ["--size", str(size), "--batch", str(a.batch), "--steps", str(steps(mode, size)),
                       "--threads", str(a.threads), "--cases", mode]
             ours_cmd = [ours_bin] + common
-            torch_cmd = [sys.executable, torch_script] + common
+            torch_cmd = ([other_bin] + common if a.against_build
+                         else [sys.executable, torch_script] + common + a.torch_arg)
             order = [("ours", ours_cmd), ("torch", torch_cmd)]
             if r % 2:
                 order.reverse()
             got = {}
             for who, cmd in order:
-                got[who] = run_one(cmd, torch_env if who == "torch" else None)
+                got[who] = run_one(cmd, torch_env if who == "torch" else ours_env)
             res = results[(mode, size)]
             res["ours"].append(got["ours"][0])
             res["torch"].append(got["torch"][0])
@@ -117,11 +151,11 @@ def main():
             res["torch_rss"].append(got["torch"][1])
             res["ratio"].append(got["ours"][0] / got["torch"][0])
             print(f"round {r + 1}/{a.rounds} {mode} {size}x{size}: rescnn {got['ours'][0]:.1f} img/s, "
-                  f"PyTorch {got['torch'][0]:.1f} img/s, ratio {got['ours'][0] / got['torch'][0]:.3f}",
+                  f"{other} {got['torch'][0]:.1f} img/s, ratio {got['ours'][0] / got['torch'][0]:.3f}",
                   flush=True)
 
-    header = ("| case | rescnn img/s | PyTorch img/s | ratio min | ratio median | ratio max "
-              "| rescnn peak MiB | PyTorch peak MiB |")
+    header = (f"| case | rescnn img/s | {other} img/s | ratio min | ratio median | ratio max "
+              f"| rescnn peak MiB | {other} peak MiB |")
     rows = [header, "|" + "---|" * 8]
     for (mode, size), res in results.items():
         med = statistics.median
@@ -139,7 +173,14 @@ def main():
             if not a.append:
                 f.write("# rescnn vs PyTorch on the CPU\n\n")
                 f.write("Generated by `benchmarks/compare_pytorch.py --markdown`; do not edit by hand.\n")
-            f.write("\n## PyTorch's environment: " + (" ".join(a.torch_env) if a.torch_env else "as installed") + "\n\n")
+            if a.against_build:
+                f.write(f"\n## rescnn ({a.build}) against rescnn ({a.against_build})" +
+                        (f", both at isa={a.isa}" if a.isa else "") + "\n\n")
+            else:
+                f.write("\n## PyTorch's environment: " + (" ".join(a.torch_env) if a.torch_env else "as installed") +
+                        (" " + " ".join(a.torch_arg) if a.torch_arg else "") +
+                        (f"; both capped at {a.isa} (" + " ".join(f"{k}={v}" for k, v in ISA_ENV[a.isa][1].items()) +
+                         f"; RESCNN_MAX_CPU_ISA={a.isa})" if a.isa else "") + "\n\n")
             f.write("`" + " ".join(["benchmarks/compare_pytorch.py"] + sys.argv[1:]) + "`\n\n")
             f.write(f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
             f.write(f"- Machine: {cpu_name()}, {os.cpu_count()} logical CPUs; threads={a.threads}\n")
@@ -147,7 +188,7 @@ def main():
                     f"d2l ResNet-18, batch {a.batch}, fp32\n")
             f.write(f"- {a.rounds} rounds, each case in its own process, the order of the two programs "
                     f"alternating between rounds; {elapsed / 60:.1f} minutes in all\n")
-            f.write("- ratio = rescnn img/s / PyTorch img/s within one round (higher is better for rescnn); "
+            f.write(f"- ratio = rescnn img/s / {other} img/s within one round (higher is better for rescnn); "
                     "peak = peak resident memory of the process running that case alone\n\n")
             f.write(table + "\n")
         print(f"\nwrote {a.markdown}")

@@ -10,9 +10,9 @@
 #include "rescnn/backend/cpu/batchnorm.hpp"
 #include "rescnn/nn/batchnorm2d.hpp"
 #include "support/compare.hpp"
-#include "support/threads.hpp"
 #include "support/golden.hpp"
 #include "support/gradcheck.hpp"
+#include "support/threads.hpp"
 
 using namespace rescnn;
 using rescnn::testing::IsClose;
@@ -45,7 +45,10 @@ TEST_CASE("BatchNorm2d gradients match finite differences", "[batchnorm][gradche
       {"train, batch 1, odd plane", {.num_features = 2, .eps = 1e-3}, true, {1, 2, 3, 5}},
       {"eval, affine", {.num_features = 3}, false, {2, 3, 3, 3}},
       {"eval, not affine", {.num_features = 2, .affine = false}, false, {2, 2, 2, 2}},
-      {"eval without running stats uses batch stats", {.num_features = 2, .track_running_stats = false}, false, {3, 2, 2, 2}},
+      {"eval without running stats uses batch stats",
+       {.num_features = 2, .track_running_stats = false},
+       false,
+       {3, 2, 2, 2}},
   };
   for (const auto& c : cases) {
     SECTION(c.name) {
@@ -144,9 +147,11 @@ TEST_CASE("BatchNorm2d rejects invalid options and inputs", "[batchnorm][errors]
   using Catch::Matchers::Contains;
   CHECK_THROWS_WITH(nn::BatchNorm2d<float>(0), Contains("num_features must be positive"));
   CHECK_THROWS_WITH(nn::BatchNorm2d<float>({.num_features = 3, .eps = 0}), Contains("eps must be positive"));
-  CHECK_THROWS_WITH(nn::BatchNorm2d<float>({.num_features = 3, .momentum = 1.5}), Contains("momentum must lie in [0, 1]"));
+  CHECK_THROWS_WITH(nn::BatchNorm2d<float>({.num_features = 3, .momentum = 1.5}),
+                    Contains("momentum must lie in [0, 1]"));
   nn::BatchNorm2d<float> bn(3);
-  CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({2, 4, 3, 3})), Contains("has 4 channels, expected num_features=3"));
+  CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({2, 4, 3, 3})),
+                    Contains("has 4 channels, expected num_features=3"));
   CHECK_THROWS_AS(bn.forward(Tensor<float>::zeros({2, 4, 3, 3})), ShapeError);
   CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({2, 3})), Contains("expected input of shape (N, C, H, W)"));
   CHECK_THROWS_WITH(bn.forward(Tensor<float>::zeros({1, 3, 1, 1})), Contains("more than one value per channel"));
@@ -157,7 +162,7 @@ TEST_CASE("BatchNorm2d rejects invalid options and inputs", "[batchnorm][errors]
 // give the other's results on any plane (both sum in double), in float and
 // with or without affine parameters, in training and in eval-mode backward.
 TEST_CASE("BatchNorm2d's small-plane and per-channel CPU kernels agree", "[batchnorm]") {
-  for (const index_t plane : {index_t{1}, index_t{49}, cpu::kSmallPlane, index_t{81}}) {
+  for (const index_t plane : {index_t{1}, index_t{49}, cpu::generic::kSmallPlane, index_t{81}}) {
     for (const bool affine : {true, false}) {
       SECTION("plane " + std::to_string(plane) + (affine ? ", affine" : ", no affine")) {
         const BatchNormSizes s{5, 7, plane};
@@ -183,9 +188,10 @@ TEST_CASE("BatchNorm2d's small-plane and per-channel CPU kernels agree", "[batch
           r.dx_eval.resize(n);
           r.dgamma.assign(c, 0.0f);
           r.dbeta.assign(c, 0.0f);
-          const auto forward = small ? cpu::batchnorm_forward_train_small<float>
-                                     : cpu::batchnorm_forward_train_per_channel<float>;
-          const auto backward = small ? cpu::batchnorm_backward_small<float> : cpu::batchnorm_backward_per_channel<float>;
+          const auto forward = small ? cpu::generic::batchnorm_forward_train_small<float>
+                                     : cpu::generic::batchnorm_forward_train_per_channel<float>;
+          const auto backward = small ? cpu::generic::batchnorm_backward_small<float>
+                                      : cpu::generic::batchnorm_backward_per_channel<float>;
           forward(s, x.data(), g, b, 1e-5f, 0.1f, r.running_mean.data(), r.running_var.data(), r.mean.data(),
                   r.invstd.data(), r.y.data());
           backward(s, true, x.data(), dy.data(), g, r.mean.data(), r.invstd.data(), r.dx.data(),

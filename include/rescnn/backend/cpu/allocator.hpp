@@ -25,8 +25,8 @@
 namespace rescnn::cpu {
 
 struct HostMemoryStats {
-  std::size_t cached_bytes = 0;    // free blocks held for reuse
-  std::size_t in_use_bytes = 0;    // large blocks held by live tensors
+  std::size_t cached_bytes = 0;         // free blocks held for reuse
+  std::size_t in_use_bytes = 0;         // large blocks held by live tensors
   std::int64_t system_allocations = 0;  // large blocks obtained from the system
   std::int64_t cache_hits = 0;          // large requests served from the cache
 };

@@ -39,7 +39,6 @@ bool uses_winograd(const Conv2dGeometry& g) {
   return false;
 }
 
-
 // Planes at least this large (OH*OW) give each sample's GEMM enough columns
 // to run at full rate, so the GEMM reads its sample's block of the column
 // matrix and writes straight into the NCHW output: no gather/scatter copies.

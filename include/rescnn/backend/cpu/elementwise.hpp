@@ -1,49 +1,35 @@
-// rescnn/backend/cpu/elementwise.hpp — ReLU and element-wise sums.
+// rescnn/backend/cpu/elementwise.hpp — ReLU and element-wise sums: float at
+// the level in use (float_kernels.hpp), everything else at the generic level.
 #pragma once
 
+#include "rescnn/backend/cpu/float_kernels.hpp"
 #include "rescnn/core/shape.hpp"
 
 namespace rescnn::cpu {
 
-// Written so that a NaN passes through (NaN < 0 is false), as in PyTorch: a
-// NaN must reach the loss and stop training, not be turned into a 0.
+namespace generic {
+#include "rescnn/backend/cpu/kernels/elementwise.inc"
+}  // namespace generic
+
 template <class T>
 void relu_forward(index_t n, const T* x, T* y) {
-#pragma omp parallel for simd schedule(static)
-  for (index_t i = 0; i < n; ++i) y[i] = x[i] < T(0) ? T(0) : x[i];
+  if (!run_float_kernel<T>([&](auto k) { k.relu_forward(n, x, y); })) generic::relu_forward(n, x, y);
 }
-
-// Uses the output: y > 0 exactly where x > 0, and the output is what the
-// layer keeps anyway. Like PyTorch's threshold_backward, the gradient is
-// zeroed where y <= 0 and passed elsewhere (a NaN output passes it).
 template <class T>
 void relu_backward(index_t n, const T* y, const T* dy, T* dx) {
-#pragma omp parallel for simd schedule(static)
-  for (index_t i = 0; i < n; ++i) dx[i] = y[i] <= T(0) ? T(0) : dy[i];
+  if (!run_float_kernel<T>([&](auto k) { k.relu_backward(n, y, dy, dx); })) generic::relu_backward(n, y, dy, dx);
 }
-
-// out = a + b
 template <class T>
 void add(index_t n, const T* a, const T* b, T* out) {
-#pragma omp parallel for simd schedule(static)
-  for (index_t i = 0; i < n; ++i) out[i] = a[i] + b[i];
+  if (!run_float_kernel<T>([&](auto k) { k.add(n, a, b, out); })) generic::add(n, a, b, out);
 }
-
-// out += a
 template <class T>
 void add_inplace(index_t n, T* out, const T* a) {
-#pragma omp parallel for simd schedule(static)
-  for (index_t i = 0; i < n; ++i) out[i] += a[i];
+  if (!run_float_kernel<T>([&](auto k) { k.add_inplace(n, out, a); })) generic::add_inplace(n, out, a);
 }
-
-// out = relu(out + a), NaN-propagating as relu_forward.
 template <class T>
 void add_relu_inplace(index_t n, T* out, const T* a) {
-#pragma omp parallel for simd schedule(static)
-  for (index_t i = 0; i < n; ++i) {
-    const T v = out[i] + a[i];
-    out[i] = v < T(0) ? T(0) : v;
-  }
+  if (!run_float_kernel<T>([&](auto k) { k.add_relu_inplace(n, out, a); })) generic::add_relu_inplace(n, out, a);
 }
 
 }  // namespace rescnn::cpu

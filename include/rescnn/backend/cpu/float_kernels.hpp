@@ -10,6 +10,7 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 
 #include "rescnn/backend/cpu/isa.hpp"
 #include "rescnn/backend/cpu/level_avx2.hpp"
@@ -46,6 +47,21 @@ bool with_float_kernels(F&& f) {
     case Isa::avx2: return f(avx2::Kernels{});
 #endif
     default: return false;
+  }
+}
+
+// For the kernels that return nothing: runs f(k) at the level in use when
+// T is float and that level has kernels, and says whether it did (the caller
+// runs the generic kernel otherwise).
+template <class T, class F>
+bool run_float_kernel(F&& f) {
+  if constexpr (std::is_same_v<T, float>) {
+    return with_float_kernels([&](auto k) {
+      f(k);
+      return true;
+    });
+  } else {
+    return false;
   }
 }
 

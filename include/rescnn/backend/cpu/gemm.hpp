@@ -33,15 +33,21 @@ inline void sgemm(index_t M, index_t N, index_t K, const float* a, index_t lda, 
   // A row-major X^T is a column-major X with the same leading dimension.
   const auto product = [&](const auto& A, const auto& B) {
     Eigen::Map<RowMajor, Eigen::Unaligned, Stride> C(c, M, N, Stride(ldc));
-    if (accumulate) C.noalias() += A * B;
-    else C.noalias() = A * B;
+    if (accumulate)
+      C.noalias() += A * B;
+    else
+      C.noalias() = A * B;
   };
   const auto with_b = [&](const auto& A) {
-    if (trans_b) product(A, Eigen::Map<const ColMajor, Eigen::Unaligned, Stride>(b, K, N, Stride(ldb)));
-    else product(A, Eigen::Map<const RowMajor, Eigen::Unaligned, Stride>(b, K, N, Stride(ldb)));
+    if (trans_b)
+      product(A, Eigen::Map<const ColMajor, Eigen::Unaligned, Stride>(b, K, N, Stride(ldb)));
+    else
+      product(A, Eigen::Map<const RowMajor, Eigen::Unaligned, Stride>(b, K, N, Stride(ldb)));
   };
-  if (trans_a) with_b(Eigen::Map<const ColMajor, Eigen::Unaligned, Stride>(a, M, K, Stride(lda)));
-  else with_b(Eigen::Map<const RowMajor, Eigen::Unaligned, Stride>(a, M, K, Stride(lda)));
+  if (trans_a)
+    with_b(Eigen::Map<const ColMajor, Eigen::Unaligned, Stride>(a, M, K, Stride(lda)));
+  else
+    with_b(Eigen::Map<const RowMajor, Eigen::Unaligned, Stride>(a, M, K, Stride(lda)));
 }
 
 }  // namespace rescnn::cpu

@@ -51,10 +51,10 @@ inline void valid_output_range(index_t in, index_t out, index_t stride, index_t 
 // One kernel tap (i, j) of one (sample, channel) plane: where its im2col row
 // starts, and which outputs read inside the input (the rest read padding).
 struct KernelTap {
-  index_t plane;      // index of the (sample, channel) plane in the NCHW tensor
-  index_t col_row;    // offset of this tap's row segment in the column matrix
+  index_t plane;                       // index of the (sample, channel) plane in the NCHW tensor
+  index_t col_row;                     // offset of this tap's row segment in the column matrix
   index_t oh_lo, oh_hi, ow_lo, ow_hi;  // outputs whose input lies inside
-  index_t ih0, iw0;   // input position of output (0, 0): i*dilation - padding
+  index_t ih0, iw0;                    // input position of output (0, 0): i*dilation - padding
 };
 
 // Visits every tap of channels [c0, c0 + C/g) of samples [n0, n0 + count),
@@ -99,7 +99,8 @@ void im2col(const Conv2dGeometry& g, const T* x, index_t n0, index_t count, inde
       const T* in_row = plane + (oh * g.stride.h + t.ih0) * g.in_w;
       std::fill(out_row, out_row + t.ow_lo, T(0));
       if (g.stride.w == 1) {
-        std::memcpy(out_row + t.ow_lo, in_row + t.ow_lo + t.iw0, static_cast<std::size_t>(t.ow_hi - t.ow_lo) * sizeof(T));
+        std::memcpy(out_row + t.ow_lo, in_row + t.ow_lo + t.iw0,
+                    static_cast<std::size_t>(t.ow_hi - t.ow_lo) * sizeof(T));
       } else {
         for (index_t ow = t.ow_lo; ow < t.ow_hi; ++ow) out_row[ow] = in_row[ow * g.stride.w + t.iw0];
       }

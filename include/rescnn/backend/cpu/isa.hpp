@@ -1,9 +1,9 @@
 // rescnn/backend/cpu/isa.hpp — which instruction-set level the CPU kernels
 // run at, chosen once per process from the CPU's features.
 //
-// The float kernels with vector bodies (GEMM, implicit-GEMM and Winograd
-// convolutions, BatchNorm, pooling, element-wise; see kernels.hpp) are
-// compiled once per level, each inside its own namespace with that level's
+// The float kernels (GEMM, implicit-GEMM and Winograd convolutions,
+// BatchNorm, pooling, element-wise; kernels/level_body.inc) are compiled
+// once per level, each inside its own namespace with that level's
 // target attribute (level_avx2.hpp, level_avx512.hpp). A program therefore
 // needs no -march to run at full speed: the level is picked at run time.
 //
@@ -104,7 +104,7 @@ inline Isa parse_isa(std::string_view text, std::string_view what = "CPU ISA lev
   for (Isa level : kAllIsas)
     if (lower == isa_name(level)) return level;
   throw ValueError(::rescnn::detail::concat(what, ": unknown value '", text,
-                                  "'; expected one of generic, avx2, avx512, avx512_bf16 (any case)"));
+                                            "'; expected one of generic, avx2, avx512, avx512_bf16 (any case)"));
 }
 
 // The best level this CPU (and its operating system, which must save the
@@ -135,8 +135,7 @@ inline Isa isa_cap_from_environment() {
 }
 
 inline std::atomic<int>& active_isa_storage() {
-  static std::atomic<int> level{
-      static_cast<int>(std::min(cpu_supported_isa(), isa_cap_from_environment()))};
+  static std::atomic<int> level{static_cast<int>(std::min(cpu_supported_isa(), isa_cap_from_environment()))};
   return level;
 }
 

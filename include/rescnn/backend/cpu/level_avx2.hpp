@@ -13,7 +13,9 @@
 #include "rescnn/backend/cpu/level_prelude.hpp"
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2"))), apply_to = function)
+#pragma clang attribute push(                                                                                          \
+    __attribute__((target("avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2"))), \
+    apply_to = function)
 #else
 #pragma GCC push_options
 #pragma GCC target("avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2")

@@ -13,10 +13,14 @@
 #include "rescnn/backend/cpu/level_prelude.hpp"
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd"))), apply_to = function)
+#pragma clang attribute push(                                                                                                                    \
+    __attribute__((target(                                                                                                                       \
+        "avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd"))), \
+    apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd")
+#pragma GCC target( \
+    "avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd")
 #endif
 
 namespace rescnn::cpu::avx512 {

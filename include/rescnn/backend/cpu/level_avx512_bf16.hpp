@@ -1,5 +1,6 @@
 // rescnn/backend/cpu/level_avx512_bf16.hpp — the float kernels of the avx512_bf16 level
-// (x86-64-v4 with AVX512_BF16 and VNNI. Its float kernels are avx512's, compiled here only in units built for a CPU beyond x86-64-v4, which cannot compile the avx512 level (isa.hpp)).
+// (x86-64-v4 with AVX512_BF16 and VNNI. Its float kernels are avx512's, compiled here only in units built for a CPU
+// beyond x86-64-v4, which cannot compile the avx512 level (isa.hpp)).
 //
 // Compiled only where isa.hpp says this unit can (RESCNN_CPU_HAS_AVX512_BF16_LEVEL):
 // every function below gets exactly this level's features, whatever flags
@@ -13,10 +14,14 @@
 #include "rescnn/backend/cpu/level_prelude.hpp"
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512bf16,avx512vnni"))), apply_to = function)
+#pragma clang attribute push(                                                                                                                                          \
+    __attribute__((target(                                                                                                                                             \
+        "avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512bf16,avx512vnni"))), \
+    apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512bf16,avx512vnni")
+#pragma GCC target( \
+    "avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512bf16,avx512vnni")
 #endif
 
 namespace rescnn::cpu::avx512_bf16 {

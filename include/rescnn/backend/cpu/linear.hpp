@@ -32,8 +32,7 @@ void linear_forward(index_t batch, index_t in, index_t out, const T* x, const T*
 
 // Adds into dw/db; overwrites dx when non-null.
 template <class T>
-void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db) {
+void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   ConstRowMajorMap<T> X(x, batch, in), W(w, out, in), dY(dy, batch, out);
   if (db) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db, out) += dY.colwise().sum();
   if constexpr (std::is_same_v<T, float>) {

@@ -45,6 +45,13 @@ enum class Scratch {
   kWinogradWeights,
   kWinogradInput,
   kWinogradProducts,
+  kBatchNorm0,  // the small-plane BatchNorm kernels' per-position double sums
+  kBatchNorm1,
+  kBatchNorm2,
+  kBatchNorm3,
+  kBatchNorm4,
+  kBatchNormScale,  // and their per-position affine maps
+  kBatchNormShift,
   kCount
 };
 

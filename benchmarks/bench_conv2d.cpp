@@ -17,8 +17,8 @@ int main(int argc, char** argv) {
   const auto arg = [&](int i, long fallback) { return argc > i ? std::atol(argv[i]) : fallback; };
   const long n = arg(1, 128), c = arg(2, 64), s = arg(3, 56), oc = arg(4, 64), k = arg(5, 3), stride = arg(6, 1);
   const int reps = static_cast<int>(arg(7, 5));
-  rn::nn::Conv2d<float> conv({.in_channels = c, .out_channels = oc, .kernel_size = k, .stride = stride,
-                              .padding = k / 2, .bias = false});
+  rn::nn::Conv2d<float> conv(
+      {.in_channels = c, .out_channels = oc, .kernel_size = k, .stride = stride, .padding = k / 2, .bias = false});
   auto x = rn::Tensor<float>::normal({n, c, s, s}, 0, 1);
   const auto geometry = rn::ops::conv2d_geometry(x.shape(), conv.weight.value.shape(), {stride, k / 2, 1, 1});
   const double flops = 2.0 * geometry.macs();

@@ -68,7 +68,8 @@ void run_conv(benchmark::State& state, ConvShape s, rn::index_t input, Pass pass
     switch (pass) {
       case Pass::Forward: rn::cpu::conv2d_forward<float>(g, x.data(), w.data(), nullptr, y.data()); break;
       case Pass::BackwardData:
-        if (!rn::cpu::with_float_kernels([&](auto k) { return k.conv2d_backward_data(g, w.data(), dy.data(), dx.data()); }))
+        if (!rn::cpu::with_float_kernels(
+                [&](auto k) { return k.conv2d_backward_data(g, w.data(), dy.data(), dx.data()); }))
           state.SkipWithError("no float kernels at the generic level: the backward passes run together there");
         break;
       case Pass::BackwardWeight:
@@ -94,9 +95,7 @@ double measure_gemm_gflops() {
   const auto a = rn::Tensor<float>::normal({n, n}, 0, 1, gen);
   const auto b = rn::Tensor<float>::normal({n, n}, 0, 1, gen);
   auto c = rn::Tensor<float>::empty({n, n});
-  const auto once = [&] {
-    rn::cpu::sgemm(n, n, n, a.data(), n, false, b.data(), n, false, c.data(), n, false);
-  };
+  const auto once = [&] { rn::cpu::sgemm(n, n, n, a.data(), n, false, b.data(), n, false, c.data(), n, false); };
   once();
   double best = 1e30;
   for (int r = 0; r < 5; ++r) {

@@ -3,7 +3,8 @@
 //
 //   bench_resnet --size 96 --batch 128 --steps 20 [--device cuda] [--cases train,infer]
 //                [--no-tf32] [--deterministic]
-//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu precision=fp32 isa=avx512
+//   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu precision=fp32
+//   isa=avx512
 //
 // On a GPU: TF32 convolutions by default (PyTorch's default; precision=tf32conv),
 // --no-tf32 for full fp32, --deterministic for cuda::set_deterministic(true).
@@ -119,11 +120,12 @@ void run(const Args& a, const std::string& precision) {
     rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
     if (c != "train" && c != "infer") throw rn::ValueError("--cases: train and/or infer, got '" + c + "'");
     const double r = bench<D>(a, c == "train");
-    std::printf("case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f peak_rss_mb=%.0f device=%s "
-                "precision=%s isa=%s%s\n",
-                case_model.c_str(), c.c_str(), a.batch, a.size, a.size, a.threads, r, peak_rss_mb(),
-                std::string(D::name).c_str(), precision.c_str(), rn::cpu::isa_name(rn::cpu::isa()),
-                a.deterministic ? " deterministic" : "");
+    std::printf(
+        "case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f peak_rss_mb=%.0f device=%s "
+        "precision=%s isa=%s%s\n",
+        case_model.c_str(), c.c_str(), a.batch, a.size, a.size, a.threads, r, peak_rss_mb(),
+        std::string(D::name).c_str(), precision.c_str(), rn::cpu::isa_name(rn::cpu::isa()),
+        a.deterministic ? " deterministic" : "");
     std::fflush(stdout);
   }
 }

@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
 
   try {
     const bool d2l = model_name.rfind("d2l_", 0) == 0;
-    const rn::Shape input = input_text.empty() ? (d2l ? rn::Shape{1, 1, 96, 96} : rn::Shape{1, 3, 224, 224})
-                                               : parse_shape(input_text);
+    const rn::Shape input =
+        input_text.empty() ? (d2l ? rn::Shape{1, 1, 96, 96} : rn::Shape{1, 3, 224, 224}) : parse_shape(input_text);
     const rn::models::ModelOptions options{.num_classes = classes > 0 ? classes : (d2l ? 10 : 1000),
                                            .in_channels = input[1]};
     auto model = rn::models::create<float>(model_name, options);

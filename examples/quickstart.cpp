@@ -12,11 +12,13 @@ using rn::nn::Sequential;
 int main() {
   rn::manual_seed(0);
   Sequential<float> net;
-  net.emplace<rn::nn::Conv2d<float>>(rn::nn::Conv2dOptions{.in_channels = 1, .out_channels = 16, .kernel_size = 3, .padding = 1, .bias = false});
+  net.emplace<rn::nn::Conv2d<float>>(
+      rn::nn::Conv2dOptions{.in_channels = 1, .out_channels = 16, .kernel_size = 3, .padding = 1, .bias = false});
   net.emplace<rn::nn::BatchNorm2d<float>>(16);
   net.emplace<rn::nn::ReLU<float>>();
   net.emplace<rn::nn::MaxPool2d<float>>(rn::nn::MaxPool2dOptions{.kernel_size = 2});
-  net.emplace<rn::nn::Conv2d<float>>(rn::nn::Conv2dOptions{.in_channels = 16, .out_channels = 32, .kernel_size = 3, .stride = 2, .padding = 1, .groups = 2});
+  net.emplace<rn::nn::Conv2d<float>>(rn::nn::Conv2dOptions{
+      .in_channels = 16, .out_channels = 32, .kernel_size = 3, .stride = 2, .padding = 1, .groups = 2});
   net.emplace<rn::nn::BatchNorm2d<float>>(32);
   net.emplace<rn::nn::ReLU<float>>();
   net.emplace<rn::nn::AdaptiveAvgPool2d<float>>();
@@ -31,7 +33,7 @@ int main() {
   const float loss = criterion(logits, labels);
   net.zero_grad();
   auto grad_images = net.backward(criterion.backward());
-  std::cout << "input " << images.shape() << " -> logits " << logits.shape() << ", loss " << loss
-            << ", input gradient " << grad_images.shape() << "\n";
+  std::cout << "input " << images.shape() << " -> logits " << logits.shape() << ", loss " << loss << ", input gradient "
+            << grad_images.shape() << "\n";
   return 0;
 }

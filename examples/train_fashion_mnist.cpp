@@ -107,7 +107,8 @@ std::unique_ptr<rn::optim::Optimizer<float, D>> make_optimizer(const Flags& f, r
   if (f.optimizer == "sgd")
     return std::make_unique<rn::optim::SGD<float, D>>(
         model.named_parameters(),
-        rn::optim::SGDOptions{.lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay, .nesterov = f.nesterov});
+        rn::optim::SGDOptions{
+            .lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay, .nesterov = f.nesterov});
   if (f.optimizer == "adam")
     return std::make_unique<rn::optim::Adam<float, D>>(
         model.named_parameters(), rn::optim::AdamOptions{.lr = f.lr, .weight_decay = f.weight_decay});
@@ -124,15 +125,15 @@ int train_on(const Flags& f) {
   if (f.threads > 0) rn::set_num_threads(f.threads);
   rn::manual_seed(f.seed);
 
-  rn::data::FashionMNIST data({.root = f.data,
-                               .batch_size = f.batch_size,
-                               .resize = f.resize,
-                               .augment = f.augment,
-                               .normalize = f.normalize ? std::optional<std::pair<float, float>>({0.2860f, 0.3530f})
-                                                        : std::nullopt,
-                               .limit = f.limit,
-                               .test_limit = f.test_limit,
-                               .seed = f.seed});
+  rn::data::FashionMNIST data(
+      {.root = f.data,
+       .batch_size = f.batch_size,
+       .resize = f.resize,
+       .augment = f.augment,
+       .normalize = f.normalize ? std::optional<std::pair<float, float>>({0.2860f, 0.3530f}) : std::nullopt,
+       .limit = f.limit,
+       .test_limit = f.test_limit,
+       .seed = f.seed});
   auto model = rn::models::create<float, D>(f.model, {.num_classes = 10, .in_channels = 1});
   auto optimizer = make_optimizer(f, *model);
   const std::int64_t steps_per_epoch = data.train().num_batches();
@@ -140,8 +141,8 @@ int train_on(const Flags& f) {
   auto schedule = rn::optim::make_schedule(f.schedule, f.lr, f.epochs * steps_per_epoch, steps_per_epoch,
                                            {.cycle_momentum = optimizer->momentum().has_value()});
 
-  std::cerr << "model=" << f.model << " params=" << model->num_parameters() << " train_images="
-            << data.train().num_samples() << " test_images=" << data.test().num_samples()
+  std::cerr << "model=" << f.model << " params=" << model->num_parameters()
+            << " train_images=" << data.train().num_samples() << " test_images=" << data.test().num_samples()
             << " image=" << data.train().image_height() << "x" << data.train().image_width()
             << " batch=" << f.batch_size << " device=" << device_description<D>()
             << " threads=" << rn::get_num_threads() << " isa=" << rn::cpu::isa_name(rn::cpu::isa()) << "\n"
@@ -193,9 +194,10 @@ int run(const Flags& f) {
 
 int main(int argc, char** argv) {
   Flags f;
-  CLI::App app{"Train a ResNet on Fashion-MNIST (d2l.ai's chapter 8.6, in C++).\n"
-               "Defaults are d2l's (SGD, lr 0.01, batch 128, 10 epochs) at the native 28x28; "
-               "d2l itself uses --resize 96."};
+  CLI::App app{
+      "Train a ResNet on Fashion-MNIST (d2l.ai's chapter 8.6, in C++).\n"
+      "Defaults are d2l's (SGD, lr 0.01, batch 128, 10 epochs) at the native 28x28; "
+      "d2l itself uses --resize 96."};
   app.add_option("--model", f.model, "Model: " + joined(rn::models::model_names()))
       ->check(CLI::IsMember(rn::models::model_names()))
       ->capture_default_str();

@@ -24,10 +24,11 @@ namespace rn = rescnn;
 // A model with a convolution, a BatchNorm (buffers, an int64 counter) and
 // a Linear layer: every kind of entry a checkpoint holds.
 std::shared_ptr<rn::nn::Sequential<float>> small_model() {
-  return std::make_shared<rn::nn::Sequential<float>>(
-      std::make_shared<rn::nn::Conv2d<float>>(rn::nn::Conv2dOptions{.in_channels = 1, .out_channels = 2, .kernel_size = 3}),
-      std::make_shared<rn::nn::BatchNorm2d<float>>(2), std::make_shared<rn::nn::Flatten<float>>(),
-      std::make_shared<rn::nn::Linear<float>>(2, 3));
+  return std::make_shared<rn::nn::Sequential<float>>(std::make_shared<rn::nn::Conv2d<float>>(rn::nn::Conv2dOptions{
+                                                         .in_channels = 1, .out_channels = 2, .kernel_size = 3}),
+                                                     std::make_shared<rn::nn::BatchNorm2d<float>>(2),
+                                                     std::make_shared<rn::nn::Flatten<float>>(),
+                                                     std::make_shared<rn::nn::Linear<float>>(2, 3));
 }
 
 std::vector<float> snapshot(rn::nn::Module<float>& m) {

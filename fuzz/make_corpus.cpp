@@ -1,6 +1,7 @@
 // Writes the seed corpus of the fuzz harnesses (committed under
 // fuzz/corpus/; rerun after a format change):
-//   c++ -std=c++20 -I include -I /usr/include/eigen3 fuzz/make_corpus.cpp -o /tmp/make_corpus -lz && /tmp/make_corpus fuzz/corpus
+//   c++ -std=c++20 -I include -I /usr/include/eigen3 fuzz/make_corpus.cpp -o /tmp/make_corpus -lz && /tmp/make_corpus
+//   fuzz/corpus
 // Valid files of every kind the readers accept, each small, so that the
 // fuzzers start from inputs that reach deep into the parsers.
 #include <zlib.h>
@@ -22,8 +23,8 @@ namespace rn = rescnn;
 namespace {
 
 void write(const fs::path& path, const std::vector<unsigned char>& bytes) {
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                              static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 std::vector<unsigned char> idx(const std::vector<unsigned>& dims, unsigned char fill) {
@@ -65,7 +66,8 @@ int main(int argc, char** argv) {
   // The fuzz_safetensors harness's model, so that the checkpoint loads.
   rn::manual_seed(1);
   auto model = std::make_shared<rn::nn::Sequential<float>>(
-      std::make_shared<rn::nn::Conv2d<float>>(rn::nn::Conv2dOptions{.in_channels = 1, .out_channels = 2, .kernel_size = 3}),
+      std::make_shared<rn::nn::Conv2d<float>>(
+          rn::nn::Conv2dOptions{.in_channels = 1, .out_channels = 2, .kernel_size = 3}),
       std::make_shared<rn::nn::BatchNorm2d<float>>(2), std::make_shared<rn::nn::Flatten<float>>(),
       std::make_shared<rn::nn::Linear<float>>(2, 3));
   rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.1, .momentum = 0.9});

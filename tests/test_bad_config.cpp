@@ -52,7 +52,7 @@ struct TinyData {
 
 void fit_with(const train::TrainerOptions& options) {
   auto model = std::make_shared<nn::Sequential<float>>(std::make_shared<nn::Flatten<float>>(),
-                                                      std::make_shared<nn::Linear<float>>(4, 2));
+                                                       std::make_shared<nn::Linear<float>>(4, 2));
   optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.1});
   TinyData data;
   train::TrainerOptions o = options;
@@ -78,15 +78,18 @@ std::vector<BadCase> bad_cases(const std::filesystem::path& tmp) {
   c.push_back({"Conv2d kernel_size 0",
                [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 3, .out_channels = 4, .kernel_size = 0}); },
                "kernel_size must be positive"});
-  c.push_back({"Conv2d stride 0",
-               [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .stride = 0}); },
-               "stride must be positive"});
-  c.push_back({"Conv2d padding -1",
-               [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .padding = -1}); },
-               "padding must be non-negative"});
-  c.push_back({"Conv2d dilation 0",
-               [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .dilation = 0}); },
-               "dilation must be positive"});
+  c.push_back(
+      {"Conv2d stride 0",
+       [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .stride = 0}); },
+       "stride must be positive"});
+  c.push_back(
+      {"Conv2d padding -1",
+       [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .padding = -1}); },
+       "padding must be non-negative"});
+  c.push_back(
+      {"Conv2d dilation 0",
+       [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .dilation = 0}); },
+       "dilation must be positive"});
   c.push_back({"Conv2d groups 0",
                [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 4, .out_channels = 4, .groups = 0}); },
                "groups must be positive"});
@@ -96,7 +99,8 @@ std::vector<BadCase> bad_cases(const std::filesystem::path& tmp) {
   c.push_back({"Conv2d groups not dividing out_channels",
                [] { nn::Conv2d<float>(Conv2dOptions{.in_channels = 4, .out_channels = 6, .groups = 4}); },
                "out_channels=6 is not divisible by groups=4"});
-  c.push_back({"BatchNorm2d num_features 0", [] { nn::BatchNorm2d<float>(0); }, "num_features must be positive, got 0"});
+  c.push_back(
+      {"BatchNorm2d num_features 0", [] { nn::BatchNorm2d<float>(0); }, "num_features must be positive, got 0"});
   c.push_back({"BatchNorm2d eps 0", [] { nn::BatchNorm2d<float>({.num_features = 4, .eps = 0}); },
                "eps must be positive and finite, got 0"});
   c.push_back({"BatchNorm2d eps NaN", [] { nn::BatchNorm2d<float>({.num_features = 4, .eps = kNaN}); },
@@ -123,26 +127,48 @@ std::vector<BadCase> bad_cases(const std::filesystem::path& tmp) {
   c.push_back({"AvgPool2d negative padding",
                [] { nn::AvgPool2d<float>(nn::AvgPool2dOptions{.kernel_size = 3, .padding = -1}); },
                "must be non-negative"});
-  c.push_back({"AdaptiveAvgPool2d output 0", [] { nn::AdaptiveAvgPool2d<float>(Size2(0)); },
-               "output_size must be positive"});
+  c.push_back(
+      {"AdaptiveAvgPool2d output 0", [] { nn::AdaptiveAvgPool2d<float>(Size2(0)); }, "output_size must be positive"});
   // ---- blocks and models
-  c.push_back({"Residual with 0 channels", [] { nn::Residual<float>(nn::ResidualOptions{0, 8}); },
+  c.push_back({"Residual with 0 channels",
+               [] {
+                 nn::Residual<float>(nn::ResidualOptions{0, 8});
+               },
                "Residual: channels must be positive"});
-  c.push_back({"Residual stride 0", [] { nn::Residual<float>(nn::ResidualOptions{8, 8, true, 0}); },
+  c.push_back({"Residual stride 0",
+               [] {
+                 nn::Residual<float>(nn::ResidualOptions{8, 8, true, 0});
+               },
                "Residual: strides must be positive, got 0"});
   c.push_back({"BasicBlock stride 2 without a projection",
-               [] { nn::BasicBlock<float>(nn::BasicBlockOptions{8, 8, 2, false}); }, "BasicBlock: stride 2"});
-  c.push_back({"BasicBlock with groups", [] { nn::BasicBlock<float>(nn::BasicBlockOptions{8, 8, 1, false, 2}); },
+               [] {
+                 nn::BasicBlock<float>(nn::BasicBlockOptions{8, 8, 2, false});
+               },
+               "BasicBlock: stride 2"});
+  c.push_back({"BasicBlock with groups",
+               [] {
+                 nn::BasicBlock<float>(nn::BasicBlockOptions{8, 8, 1, false, 2});
+               },
                "only supports groups=1"});
-  c.push_back({"Bottleneck groups 0", [] { nn::Bottleneck<float>(nn::BottleneckOptions{32, 8, 1, false, 0}); },
+  c.push_back({"Bottleneck groups 0",
+               [] {
+                 nn::Bottleneck<float>(nn::BottleneckOptions{32, 8, 1, false, 0});
+               },
                "groups and base_width must be positive"});
   c.push_back({"ResNeXtBlock groups not dividing the bottleneck",
-               [] { nn::ResNeXtBlock<float>(nn::ResNeXtBlockOptions{16, 16, 3, 1.0, false, 1}); },
+               [] {
+                 nn::ResNeXtBlock<float>(nn::ResNeXtBlockOptions{16, 16, 3, 1.0, false, 1});
+               },
                "ResNeXtBlock: bottleneck channels"});
   c.push_back({"ResNeXtBlock bot_mul NaN",
-               [] { nn::ResNeXtBlock<float>(nn::ResNeXtBlockOptions{16, 16, 4, kNaN, false, 1}); },
+               [] {
+                 nn::ResNeXtBlock<float>(nn::ResNeXtBlockOptions{16, 16, 4, kNaN, false, 1});
+               },
                "bot_mul must be positive, got nan"});
-  c.push_back({"PreActBlock stride 0", [] { nn::PreActBlock<float>(nn::PreActBlockOptions{8, 8, 0}); },
+  c.push_back({"PreActBlock stride 0",
+               [] {
+                 nn::PreActBlock<float>(nn::PreActBlockOptions{8, 8, 0});
+               },
                "PreActBlock: stride must be positive, got 0"});
   c.push_back({"unknown model name", [] { models::create<float>("resnet19", {}); }, "resnet19"});
   c.push_back({"model with 0 classes", [] { models::create<float>("resnet18", {.num_classes = 0}); },
@@ -168,8 +194,8 @@ std::vector<BadCase> bad_cases(const std::filesystem::path& tmp) {
   // ---- optimizers and schedules
   c.push_back({"SGD learning rate NaN", [] { sgd_with(optim::SGDOptions{.lr = kNaN}); },
                "lr must be finite and >= 0, got nan"});
-  c.push_back({"SGD learning rate -1", [] { sgd_with(optim::SGDOptions{.lr = -1}); },
-               "lr must be finite and >= 0, got -1"});
+  c.push_back(
+      {"SGD learning rate -1", [] { sgd_with(optim::SGDOptions{.lr = -1}); }, "lr must be finite and >= 0, got -1"});
   c.push_back({"SGD learning rate infinite", [] { sgd_with(optim::SGDOptions{.lr = kInf}); },
                "lr must be finite and >= 0, got inf"});
   c.push_back({"SGD momentum -0.5", [] { sgd_with(optim::SGDOptions{.momentum = -0.5}); },
@@ -197,8 +223,8 @@ std::vector<BadCase> bad_cases(const std::filesystem::path& tmp) {
                  optim::AdamW<float>(layer.named_parameters(), {.eps = -1});
                },
                "eps must be finite and >= 0, got -1"});
-  c.push_back({"optimizer over no parameters",
-               [] { optim::SGD<float>(optim::Optimizer<float>::NamedParameters{}); }, "empty parameter list"});
+  c.push_back({"optimizer over no parameters", [] { optim::SGD<float>(optim::Optimizer<float>::NamedParameters{}); },
+               "empty parameter list"});
   c.push_back({"StepLR step_size 0", [] { optim::StepLR(0.1, 0); }, "step_size must be >= 1, got 0"});
   c.push_back({"CosineAnnealingLR t_max 0", [] { optim::CosineAnnealingLR(0.1, 0); }, "t_max must be >= 1, got 0"});
   c.push_back({"LinearWarmup start_factor 0", [] { optim::LinearWarmup(0.1, 0.0, 1.0, 10); },
@@ -209,24 +235,26 @@ std::vector<BadCase> bad_cases(const std::filesystem::path& tmp) {
                "batch_size 0 must be at least 1"});
   c.push_back({"DataLoader batch size -4", [] { data::DataLoader(tiny_images(), {.batch_size = -4}); },
                "batch_size -4 must be at least 1"});
-  c.push_back({"DataLoader negative resize", [] { data::DataLoader(tiny_images(), {.resize = -1}); },
-               "resize -1 is negative"});
+  c.push_back(
+      {"DataLoader negative resize", [] { data::DataLoader(tiny_images(), {.resize = -1}); }, "resize -1 is negative"});
   c.push_back({"DataLoader normalize std 0",
-               [] { data::DataLoader(tiny_images(), {.normalize = std::pair<float, float>{0.5f, 0.0f}}); },
+               [] {
+                 data::DataLoader(tiny_images(), {.normalize = std::pair<float, float>{0.5f, 0.0f}});
+               },
                "normalize std 0 must be positive and finite"});
   c.push_back({"DataLoader without images", [] { data::DataLoader(nullptr, {}); }, "the image set is null"});
   c.push_back({"FashionMNIST from a missing directory",
                [] { data::FashionMNIST({.root = "/nonexistent/fashion-mnist"}); }, "/nonexistent/fashion-mnist"});
-  c.push_back({"FashionMNIST negative limit",
-               [] { data::FashionMNIST({.limit = -5}); }, "limit"});
+  c.push_back({"FashionMNIST negative limit", [] { data::FashionMNIST({.limit = -5}); }, "limit"});
   // ---- the trainer
   c.push_back({"Trainer max_epochs 0", [] { train::Trainer({.max_epochs = 0}); }, "max_epochs must be >= 1, got 0"});
   c.push_back({"Trainer resume without a checkpoint", [] { train::Trainer({.resume = true}); },
                "resume needs a checkpoint path"});
   c.push_back({"Trainer checkpoint in a missing directory",
-               [] { fit_with({.max_epochs = 1, .checkpoint = "/nonexistent/dir/ckpt.safetensors"}); }, "/nonexistent/dir"});
-  c.push_back({"Trainer checkpoint path is a directory",
-               [tmp] { fit_with({.max_epochs = 1, .checkpoint = tmp}); }, tmp.string()});
+               [] { fit_with({.max_epochs = 1, .checkpoint = "/nonexistent/dir/ckpt.safetensors"}); },
+               "/nonexistent/dir"});
+  c.push_back({"Trainer checkpoint path is a directory", [tmp] { fit_with({.max_epochs = 1, .checkpoint = tmp}); },
+               tmp.string()});
   c.push_back({"Trainer metrics CSV in a missing directory",
                [] { fit_with({.max_epochs = 1, .metrics_csv = "/nonexistent/m.csv"}); }, "/nonexistent"});
   // ---- tensors and threads
@@ -234,9 +262,15 @@ std::vector<BadCase> bad_cases(const std::filesystem::path& tmp) {
                "lower bound 1 exceeds upper bound 0"});
   c.push_back({"Tensor::normal with negative std", [] { Tensor<float>::normal({2}, 0.0, -1.0); },
                "standard deviation -1 is negative"});
-  c.push_back({"Tensor::from_vector with too few values", [] { Tensor<float>::from_vector({2, 2}, {1.0f, 2.0f}); },
+  c.push_back({"Tensor::from_vector with too few values",
+               [] {
+                 Tensor<float>::from_vector({2, 2}, {1.0f, 2.0f});
+               },
                "2 values given for shape (2, 2)"});
-  c.push_back({"reshape to another element count", [] { Tensor<float>::zeros({2, 3}).reshape({4, 2}); },
+  c.push_back({"reshape to another element count",
+               [] {
+                 Tensor<float>::zeros({2, 3}).reshape({4, 2});
+               },
                "cannot view shape (2, 3)"});
   c.push_back({"set_num_threads(0)", [] { set_num_threads(0); }, "thread count must be at least 1, got 0"});
   return c;

@@ -9,8 +9,8 @@
 #include "support/gradcheck.hpp"
 
 using namespace rescnn;
-using rescnn::testing::IsClose;
 using Catch::Matchers::Contains;
+using rescnn::testing::IsClose;
 
 namespace {
 
@@ -21,19 +21,19 @@ std::shared_ptr<nn::Module<T>> block_from_metadata(const io::SafeTensors& f) {
   using testing::meta_int;
   const std::string kind = f.meta("block");
   if (kind == "d2l_residual")
-    return std::make_shared<nn::Residual<T>>(nn::ResidualOptions{meta_int(f, "in_channels"), meta_int(f, "num_channels"),
-                                                                 meta_bool(f, "use_1x1conv"), meta_int(f, "strides")});
+    return std::make_shared<nn::Residual<T>>(nn::ResidualOptions{
+        meta_int(f, "in_channels"), meta_int(f, "num_channels"), meta_bool(f, "use_1x1conv"), meta_int(f, "strides")});
   if (kind == "basic_block")
-    return std::make_shared<nn::BasicBlock<T>>(nn::BasicBlockOptions{meta_int(f, "inplanes"), meta_int(f, "planes"),
-                                                                     meta_int(f, "stride"), meta_bool(f, "downsample")});
+    return std::make_shared<nn::BasicBlock<T>>(nn::BasicBlockOptions{
+        meta_int(f, "inplanes"), meta_int(f, "planes"), meta_int(f, "stride"), meta_bool(f, "downsample")});
   if (kind == "bottleneck")
     return std::make_shared<nn::Bottleneck<T>>(nn::BottleneckOptions{meta_int(f, "inplanes"), meta_int(f, "planes"),
                                                                      meta_int(f, "stride"), meta_bool(f, "downsample"),
                                                                      meta_int(f, "groups"), meta_int(f, "base_width")});
   if (kind == "resnext_block")
-    return std::make_shared<nn::ResNeXtBlock<T>>(nn::ResNeXtBlockOptions{
-        meta_int(f, "in_channels"), meta_int(f, "num_channels"), meta_int(f, "groups"), meta_double(f, "bot_mul"),
-        meta_bool(f, "use_1x1conv"), meta_int(f, "strides")});
+    return std::make_shared<nn::ResNeXtBlock<T>>(
+        nn::ResNeXtBlockOptions{meta_int(f, "in_channels"), meta_int(f, "num_channels"), meta_int(f, "groups"),
+                                meta_double(f, "bot_mul"), meta_bool(f, "use_1x1conv"), meta_int(f, "strides")});
   if (kind == "preact_block")
     return std::make_shared<nn::PreActBlock<T>>(
         nn::PreActBlockOptions{meta_int(f, "in_channels"), meta_int(f, "out_channels"), meta_int(f, "stride")});
@@ -79,15 +79,47 @@ TEST_CASE("Block gradients match finite differences (both shortcut kinds, train 
   };
   const Case cases[] = {
       {"Residual identity", [] { return std::make_shared<nn::Residual<double>>(3); }, {2, 3, 4, 4}},
-      {"Residual 1x1conv stride 2", [] { return std::make_shared<nn::Residual<double>>(nn::ResidualOptions{2, 4, true, 2}); }, {2, 2, 5, 4}},
-      {"BasicBlock identity", [] { return std::make_shared<nn::BasicBlock<double>>(nn::BasicBlockOptions{3, 3}); }, {2, 3, 4, 3}},
-      {"BasicBlock downsample", [] { return std::make_shared<nn::BasicBlock<double>>(nn::BasicBlockOptions{2, 3, 2, true}); }, {2, 2, 5, 5}},
-      {"Bottleneck identity", [] { return std::make_shared<nn::Bottleneck<double>>(nn::BottleneckOptions{8, 2}); }, {2, 8, 3, 3}},
-      {"Bottleneck grouped downsample", [] { return std::make_shared<nn::Bottleneck<double>>(nn::BottleneckOptions{4, 2, 2, true, 2, 64}); }, {2, 4, 5, 4}},
+      {"Residual 1x1conv stride 2",
+       [] {
+         return std::make_shared<nn::Residual<double>>(nn::ResidualOptions{2, 4, true, 2});
+       },
+       {2, 2, 5, 4}},
+      {"BasicBlock identity",
+       [] {
+         return std::make_shared<nn::BasicBlock<double>>(nn::BasicBlockOptions{3, 3});
+       },
+       {2, 3, 4, 3}},
+      {"BasicBlock downsample",
+       [] {
+         return std::make_shared<nn::BasicBlock<double>>(nn::BasicBlockOptions{2, 3, 2, true});
+       },
+       {2, 2, 5, 5}},
+      {"Bottleneck identity",
+       [] {
+         return std::make_shared<nn::Bottleneck<double>>(nn::BottleneckOptions{8, 2});
+       },
+       {2, 8, 3, 3}},
+      {"Bottleneck grouped downsample",
+       [] {
+         return std::make_shared<nn::Bottleneck<double>>(nn::BottleneckOptions{4, 2, 2, true, 2, 64});
+       },
+       {2, 4, 5, 4}},
       {"ResNeXtBlock identity", [] { return std::make_shared<nn::ResNeXtBlock<double>>(4, 2, 1.0); }, {2, 4, 3, 4}},
-      {"ResNeXtBlock 1x1conv stride 2", [] { return std::make_shared<nn::ResNeXtBlock<double>>(nn::ResNeXtBlockOptions{2, 4, 2, 0.5, true, 2}); }, {2, 2, 5, 5}},
-      {"PreActBlock identity", [] { return std::make_shared<nn::PreActBlock<double>>(nn::PreActBlockOptions{3, 3, 1}); }, {2, 3, 4, 4}},
-      {"PreActBlock projection", [] { return std::make_shared<nn::PreActBlock<double>>(nn::PreActBlockOptions{2, 4, 2}); }, {2, 2, 5, 4}},
+      {"ResNeXtBlock 1x1conv stride 2",
+       [] {
+         return std::make_shared<nn::ResNeXtBlock<double>>(nn::ResNeXtBlockOptions{2, 4, 2, 0.5, true, 2});
+       },
+       {2, 2, 5, 5}},
+      {"PreActBlock identity",
+       [] {
+         return std::make_shared<nn::PreActBlock<double>>(nn::PreActBlockOptions{3, 3, 1});
+       },
+       {2, 3, 4, 4}},
+      {"PreActBlock projection",
+       [] {
+         return std::make_shared<nn::PreActBlock<double>>(nn::PreActBlockOptions{2, 4, 2});
+       },
+       {2, 2, 5, 4}},
   };
   for (const auto& c : cases) {
     for (bool training : {true, false}) {
@@ -137,13 +169,15 @@ TEST_CASE("Blocks match PyTorch: names, outputs, gradients, running stats (golde
 }
 
 TEST_CASE("Blocks reject invalid configurations", "[blocks][errors]") {
-  CHECK_THROWS_WITH(nn::BasicBlock<float>({.inplanes = 4, .planes = 4, .groups = 2}), Contains("only supports groups=1"));
+  CHECK_THROWS_WITH(nn::BasicBlock<float>({.inplanes = 4, .planes = 4, .groups = 2}),
+                    Contains("only supports groups=1"));
   CHECK_THROWS_WITH(nn::BasicBlock<float>({.inplanes = 4, .planes = 8}), Contains("needs a downsample shortcut"));
   CHECK_THROWS_WITH(nn::Bottleneck<float>({.inplanes = 8, .planes = 4}), Contains("needs a downsample shortcut"));
   CHECK_THROWS_WITH(nn::ResNeXtBlock<float>(8, 3, 1.0), Contains("must be a positive multiple of groups=3"));
   CHECK_THROWS_WITH(nn::ResNeXtBlock<float>(8, 2, 0.0), Contains("bot_mul must be positive"));
   CHECK_THROWS_WITH(nn::Residual<float>(0), Contains("channels must be positive"));
-  CHECK_THROWS_WITH(nn::PreActBlock<float>({.in_channels = 2, .out_channels = 2, .stride = 0}), Contains("stride must be positive"));
+  CHECK_THROWS_WITH(nn::PreActBlock<float>({.in_channels = 2, .out_channels = 2, .stride = 0}),
+                    Contains("stride must be positive"));
   nn::Residual<float> block(4);
   CHECK_THROWS_AS(block.forward(Tensor<float>::zeros({1, 3, 4, 4})), ShapeError);
   CHECK_THROWS_WITH(block.backward(Tensor<float>::zeros({1, 4, 4, 4})), Contains("no forward pass was recorded"));
@@ -160,8 +194,10 @@ class UnregisteredLayerBlock : public nn::ResidualBlock<float> {
   UnregisteredLayerBlock(bool register_it, bool in_container) {
     auto conv = std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions{4, 4, 3, 1, 1});
     if (register_it) this->register_module("conv1", conv);
-    if (in_container) this->set_shortcut(std::make_shared<nn::Sequential<float>>(conv));
-    else this->set_branch({conv});
+    if (in_container)
+      this->set_shortcut(std::make_shared<nn::Sequential<float>>(conv));
+    else
+      this->set_branch({conv});
   }
   std::string type_name() const override { return "UnregisteredLayerBlock"; }
 };
@@ -214,7 +250,8 @@ TEST_CASE("Error messages are built only when a check fails", "[blocks][errors]"
   conv.backward(Tensor<float>::ones(y.shape()));
   CHECK(conv.calls == 0);
   // And the failing checks still name the layer.
-  CHECK_THROWS_WITH(conv.forward(Tensor<float>::zeros({2, 5, 6, 6})), Contains("Conv2d(3, 4") && Contains("5 channels"));
+  CHECK_THROWS_WITH(conv.forward(Tensor<float>::zeros({2, 5, 6, 6})),
+                    Contains("Conv2d(3, 4") && Contains("5 channels"));
   CountingConv2d fresh(nn::Conv2dOptions{3, 4, 3, 1, 1});
   CHECK_THROWS_WITH(fresh.backward(Tensor<float>::ones(y.shape())), Contains("Conv2d.backward"));
 }

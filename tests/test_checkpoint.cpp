@@ -3,10 +3,10 @@
 // writing never destroys the previous checkpoint.
 #include <catch2/catch.hpp>
 
-#include <csignal>
-#include <random>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
+#include <random>
 
 #include "rescnn/io/checkpoint.hpp"
 #include "rescnn/models/models.hpp"

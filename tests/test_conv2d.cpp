@@ -27,15 +27,25 @@ struct ConvCase {
 // bias on/off, odd sizes, non-square kernels and strides.
 const ConvCase kCases[] = {
     {"3x3 pad 1", {.in_channels = 3, .out_channels = 4, .kernel_size = 3, .padding = 1}, {2, 3, 5, 5}},
-    {"3x3 stride 2 pad 1 on 7x5", {.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 1}, {2, 2, 7, 5}},
+    {"3x3 stride 2 pad 1 on 7x5",
+     {.in_channels = 2, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 1},
+     {2, 2, 7, 5}},
     {"1x1 no bias", {.in_channels = 4, .out_channels = 3, .kernel_size = 1, .bias = false}, {2, 4, 3, 3}},
     {"1x1 stride 2", {.in_channels = 3, .out_channels = 2, .kernel_size = 1, .stride = 2, .bias = false}, {2, 3, 5, 5}},
     {"dilation 2", {.in_channels = 2, .out_channels = 2, .kernel_size = 3, .padding = 2, .dilation = 2}, {1, 2, 6, 5}},
     {"groups 2", {.in_channels = 4, .out_channels = 6, .kernel_size = 3, .padding = 1, .groups = 2}, {2, 4, 4, 5}},
-    {"depthwise groups=C", {.in_channels = 3, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 1, .groups = 3, .bias = false}, {2, 3, 7, 5}},
-    {"7x7 stride 2 pad 3 stem", {.in_channels = 1, .out_channels = 2, .kernel_size = 7, .stride = 2, .padding = 3, .bias = false}, {1, 1, 9, 8}},
-    {"kernel (3,1) pad (1,0) stride (2,1)", {.in_channels = 2, .out_channels = 3, .kernel_size = {3, 1}, .stride = {2, 1}, .padding = {1, 0}}, {2, 2, 5, 4}},
-    {"kernel larger than stride, no padding", {.in_channels = 2, .out_channels = 2, .kernel_size = {2, 3}, .stride = 3}, {2, 2, 7, 8}},
+    {"depthwise groups=C",
+     {.in_channels = 3, .out_channels = 3, .kernel_size = 3, .stride = 2, .padding = 1, .groups = 3, .bias = false},
+     {2, 3, 7, 5}},
+    {"7x7 stride 2 pad 3 stem",
+     {.in_channels = 1, .out_channels = 2, .kernel_size = 7, .stride = 2, .padding = 3, .bias = false},
+     {1, 1, 9, 8}},
+    {"kernel (3,1) pad (1,0) stride (2,1)",
+     {.in_channels = 2, .out_channels = 3, .kernel_size = {3, 1}, .stride = {2, 1}, .padding = {1, 0}},
+     {2, 2, 5, 4}},
+    {"kernel larger than stride, no padding",
+     {.in_channels = 2, .out_channels = 2, .kernel_size = {2, 3}, .stride = 3},
+     {2, 2, 7, 8}},
 };
 
 }  // namespace
@@ -60,7 +70,8 @@ TEST_CASE("Conv2d forward equals the naive reference convolution", "[conv2d]") {
       nn::Conv2d<double> conv(c.options, gen);
       auto x = Tensor<double>::normal(c.input, 0, 1, gen);
       const ops::Conv2dParams p{c.options.stride, c.options.padding, c.options.dilation, c.options.groups};
-      const auto expected = testing::reference_conv2d(x, conv.weight.value, c.options.bias ? &conv.bias.value : nullptr, p);
+      const auto expected =
+          testing::reference_conv2d(x, conv.weight.value, c.options.bias ? &conv.bias.value : nullptr, p);
       CHECK_THAT(conv.forward(x), IsClose(expected, 1e-12));
     }
   }
@@ -81,7 +92,8 @@ TEST_CASE("A conv with g groups equals g separate convolutions", "[conv2d][group
     SECTION("groups=" + std::to_string(groups)) {
       Generator gen(5);
       const index_t in = 8, out = 12;
-      nn::Conv2d<double> grouped({.in_channels = in, .out_channels = out, .kernel_size = 3, .stride = 2, .padding = 1, .groups = groups}, gen);
+      nn::Conv2d<double> grouped(
+          {.in_channels = in, .out_channels = out, .kernel_size = 3, .stride = 2, .padding = 1, .groups = groups}, gen);
       auto x = Tensor<double>::normal({2, in, 7, 6}, 0, 1, gen);
       auto y = grouped.forward(x);
       auto dy = Tensor<double>::normal(y.shape(), 0, 1, gen);
@@ -90,13 +102,15 @@ TEST_CASE("A conv with g groups equals g separate convolutions", "[conv2d][group
 
       const index_t ci = in / groups, co = out / groups;
       for (index_t g = 0; g < groups; ++g) {
-        nn::Conv2d<double> single({.in_channels = ci, .out_channels = co, .kernel_size = 3, .stride = 2, .padding = 1}, gen);
+        nn::Conv2d<double> single({.in_channels = ci, .out_channels = co, .kernel_size = 3, .stride = 2, .padding = 1},
+                                  gen);
         // Weights and bias of group g, input channels of group g.
         for (index_t o = 0; o < co; ++o) {
           single.bias.value(o) = grouped.bias.value(g * co + o);
           for (index_t c = 0; c < ci; ++c)
             for (index_t i = 0; i < 3; ++i)
-              for (index_t j = 0; j < 3; ++j) single.weight.value(o, c, i, j) = grouped.weight.value(g * co + o, c, i, j);
+              for (index_t j = 0; j < 3; ++j)
+                single.weight.value(o, c, i, j) = grouped.weight.value(g * co + o, c, i, j);
         }
         auto xg = Tensor<double>::empty({2, ci, 7, 6});
         for (index_t n = 0; n < 2; ++n)
@@ -124,7 +138,8 @@ TEST_CASE("A conv with g groups equals g separate convolutions", "[conv2d][group
             for (index_t i = 0; i < 3; ++i)
               for (index_t j = 0; j < 3; ++j) {
                 INFO("weight gradient (" << g * co + o << ", " << c << ", " << i << ", " << j << ")");
-                CHECK(single.weight.grad(o, c, i, j) == Approx(grouped.weight.grad(g * co + o, c, i, j)).epsilon(1e-12));
+                CHECK(single.weight.grad(o, c, i, j) ==
+                      Approx(grouped.weight.grad(g * co + o, c, i, j)).epsilon(1e-12));
               }
         }
       }
@@ -169,7 +184,8 @@ TEST_CASE("Conv2d accumulates parameter gradients until zero_grad", "[conv2d]") 
   const auto once = conv.weight.grad.to_vector();
   conv.forward(x);
   conv.backward(dy);
-  for (index_t i = 0; i < conv.weight.grad.numel(); ++i) CHECK(conv.weight.grad[i] == Approx(2 * once[static_cast<std::size_t>(i)]));
+  for (index_t i = 0; i < conv.weight.grad.numel(); ++i)
+    CHECK(conv.weight.grad[i] == Approx(2 * once[static_cast<std::size_t>(i)]));
   conv.zero_grad();
   for (index_t i = 0; i < conv.weight.grad.numel(); ++i) CHECK(conv.weight.grad[i] == 0.0);
 }
@@ -182,12 +198,18 @@ TEST_CASE("Conv2d rejects invalid options and inputs with clear messages", "[con
   CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 4, .out_channels = 6, .kernel_size = 3, .groups = 4}),
                     Contains("out_channels=6 is not divisible by groups=4"));
   CHECK_THROWS_AS(nn::Conv2d<float>(O{.in_channels = 0, .out_channels = 4}), ValueError);
-  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = -1}), Contains("out_channels must be positive"));
-  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .kernel_size = 0}), Contains("kernel_size must be positive"));
-  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .stride = 0}), Contains("stride must be positive"));
-  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .padding = -1}), Contains("padding must be non-negative"));
-  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .dilation = 0}), Contains("dilation must be positive"));
-  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .groups = 0}), Contains("groups must be positive"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = -1}),
+                    Contains("out_channels must be positive"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .kernel_size = 0}),
+                    Contains("kernel_size must be positive"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .stride = 0}),
+                    Contains("stride must be positive"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .padding = -1}),
+                    Contains("padding must be non-negative"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .kernel_size = 3, .dilation = 0}),
+                    Contains("dilation must be positive"));
+  CHECK_THROWS_WITH(nn::Conv2d<float>(O{.in_channels = 3, .out_channels = 4, .groups = 0}),
+                    Contains("groups must be positive"));
 
   nn::Conv2d<float> conv(O{.in_channels = 3, .out_channels = 4, .kernel_size = 5});
   CHECK_THROWS_WITH(conv.forward(Tensor<float>::zeros({2, 2, 8, 8})),
@@ -197,7 +219,8 @@ TEST_CASE("Conv2d rejects invalid options and inputs with clear messages", "[con
   CHECK_THROWS_WITH(conv.forward(Tensor<float>::zeros({3, 8, 8})), Contains("expected input of shape (N, C, H, W)"));
   CHECK_THROWS_WITH(conv.backward(Tensor<float>::zeros({2, 4, 4, 4})), Contains("no forward pass was recorded"));
   conv.forward(Tensor<float>::zeros({2, 3, 8, 8}));
-  CHECK_THROWS_WITH(conv.backward(Tensor<float>::zeros({2, 4, 5, 4})), Contains("does not match the output shape (2, 4, 4, 4)"));
+  CHECK_THROWS_WITH(conv.backward(Tensor<float>::zeros({2, 4, 5, 4})),
+                    Contains("does not match the output shape (2, 4, 4, 4)"));
 }
 
 TEST_CASE("The CPU level in use is the one RESCNN_MAX_CPU_ISA asks for", "[conv2d][isa]") {
@@ -205,7 +228,8 @@ TEST_CASE("The CPU level in use is the one RESCNN_MAX_CPU_ISA asks for", "[conv2
   // (tests/CMakeLists.txt): those runs must really test those levels.
   const char* cap = std::getenv("RESCNN_MAX_CPU_ISA");
   const cpu::Isa wanted = std::min(cap ? cpu::parse_isa(cap) : cpu::Isa::avx512_bf16, cpu::cpu_supported_isa());
-  INFO("RESCNN_MAX_CPU_ISA=" << (cap ? cap : "(unset)") << ", CPU supports " << cpu::isa_name(cpu::cpu_supported_isa()));
+  INFO("RESCNN_MAX_CPU_ISA=" << (cap ? cap : "(unset)") << ", CPU supports "
+                             << cpu::isa_name(cpu::cpu_supported_isa()));
   CHECK(cpu::isa() == wanted);
   CHECK(cpu::float_kernel_level() == std::min(wanted, cpu::Isa::avx512));
 }

@@ -1,8 +1,8 @@
 // Tests for rescnn/data/idx.hpp and rescnn/data/fashion_mnist.hpp: the IDX
 // reader on good and hostile input, raw and gzipped, and the real
 // Fashion-MNIST files installed by scripts/install-deps.sh.
-#include <catch2/catch.hpp>
 #include <zlib.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -176,16 +176,16 @@ TEST_CASE("parse_idx rejects malformed headers", "[data][idx]") {
   SECTION("extents whose product overflows") {
     const Bytes b = idx_header({0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 2});
     REQUIRE_THROWS_AS(parse(b, "huge.idx"), IoError);
-    REQUIRE_THROWS_WITH(parse(b, "huge.idx"),
-                        Contains("idx 'huge.idx'") &&
-                            Contains("dimensions 4294967295 x 4294967295 x 4294967295 x 2 overflow"));
+    REQUIRE_THROWS_WITH(
+        parse(b, "huge.idx"),
+        Contains("idx 'huge.idx'") && Contains("dimensions 4294967295 x 4294967295 x 4294967295 x 2 overflow"));
   }
   SECTION("huge extents that do not overflow are not allocated") {
     // 2^48 bytes promised, none present: reported as truncation, instantly.
     const Bytes b = idx_header({65536, 65536, 65536});
-    REQUIRE_THROWS_WITH(parse(b, "big.idx"),
-                        Contains("idx 'big.idx'") && Contains("truncated: expected 281474976710656 data bytes") &&
-                            Contains("found 0"));
+    REQUIRE_THROWS_WITH(parse(b, "big.idx"), Contains("idx 'big.idx'") &&
+                                                 Contains("truncated: expected 281474976710656 data bytes") &&
+                                                 Contains("found 0"));
   }
 }
 
@@ -215,14 +215,12 @@ TEST_CASE("parse_idx rejects bad gzip streams", "[data][idx]") {
     Bytes bad = gz;
     bad[10] = 0xFF;  // first deflate block header: BTYPE 11 is reserved
     REQUIRE_THROWS_AS(parse(bad, "c.gz"), IoError);
-    REQUIRE_THROWS_WITH(parse(bad, "c.gz"),
-                        Contains("idx 'c.gz': corrupt gzip data: zlib: invalid block type"));
+    REQUIRE_THROWS_WITH(parse(bad, "c.gz"), Contains("idx 'c.gz': corrupt gzip data: zlib: invalid block type"));
   }
   SECTION("checksum mismatch") {
     Bytes bad = gz;
     bad[bad.size() - 8] ^= 0x01;  // the trailer's CRC-32
-    REQUIRE_THROWS_WITH(parse(bad, "crc.gz"),
-                        Contains("idx 'crc.gz': corrupt gzip data: zlib: incorrect data check"));
+    REQUIRE_THROWS_WITH(parse(bad, "crc.gz"), Contains("idx 'crc.gz': corrupt gzip data: zlib: incorrect data check"));
   }
   SECTION("truncated stream") {
     for (std::size_t cut : {gz.size() / 2, gz.size() - 3, std::size_t{12}}) {
@@ -292,8 +290,7 @@ TEST_CASE("load_fashion_mnist reads a split and checks it", "[data][fashion_mnis
     REQUIRE_THROWS_WITH(data::load_fashion_mnist(dir.path, data::Split::Train, 6),
                         Contains("limit 6 exceeds the 5 images of the train split"));
     REQUIRE_THROWS_AS(data::load_fashion_mnist(dir.path, data::Split::Test, -1), ValueError);
-    REQUIRE_THROWS_WITH(data::load_fashion_mnist(dir.path, data::Split::Test, -1),
-                        Contains("limit -1 is negative"));
+    REQUIRE_THROWS_WITH(data::load_fashion_mnist(dir.path, data::Split::Test, -1), Contains("limit -1 is negative"));
   }
   SECTION("label out of range") {
     write_split(dir.path, "train", 5, 3, 2, 5, {0, 1, 10, 3, 11});
@@ -303,15 +300,15 @@ TEST_CASE("load_fashion_mnist reads a split and checks it", "[data][fashion_mnis
   }
   SECTION("count mismatch") {
     write_split(dir.path, "train", 5, 3, 2, 4, {0, 1, 2, 3});
-    REQUIRE_THROWS_WITH(data::load_fashion_mnist(dir.path, data::Split::Train),
-                        Contains("train-images-idx3-ubyte") && Contains("holds 5 images but") &&
-                            Contains("holds 4 labels"));
+    REQUIRE_THROWS_WITH(data::load_fashion_mnist(dir.path, data::Split::Train), Contains("train-images-idx3-ubyte") &&
+                                                                                    Contains("holds 5 images but") &&
+                                                                                    Contains("holds 4 labels"));
   }
   SECTION("wrong ranks") {
     write(dir.path / "train-images-idx3-ubyte", idx_file({5, 6}));
-    REQUIRE_THROWS_WITH(data::load_fashion_mnist(dir.path, data::Split::Train),
-                        Contains("train-images-idx3-ubyte") && Contains("expected 3 dimensions") &&
-                            Contains("found 2"));
+    REQUIRE_THROWS_WITH(data::load_fashion_mnist(dir.path, data::Split::Train), Contains("train-images-idx3-ubyte") &&
+                                                                                    Contains("expected 3 dimensions") &&
+                                                                                    Contains("found 2"));
     write_split(dir.path, "train", 5, 3, 2, 5, labels);
     write(dir.path / "train-labels-idx1-ubyte", idx_file({5, 1}));
     REQUIRE_THROWS_WITH(data::load_fashion_mnist(dir.path, data::Split::Train),
@@ -344,8 +341,10 @@ TEST_CASE("default_root honours RESCNN_FASHION_MNIST", "[data][fashion_mnist]") 
   REQUIRE(data::default_root() == fs::path("/data/fm"));
   ::setenv("RESCNN_FASHION_MNIST", "", 1);
   REQUIRE(data::default_root() == fs::path("/usr/share/datasets/fashion-mnist"));
-  if (old) ::setenv("RESCNN_FASHION_MNIST", saved.c_str(), 1);
-  else ::unsetenv("RESCNN_FASHION_MNIST");
+  if (old)
+    ::setenv("RESCNN_FASHION_MNIST", saved.c_str(), 1);
+  else
+    ::unsetenv("RESCNN_FASHION_MNIST");
   REQUIRE(data::kFashionMnistClasses[0] == "t-shirt");
   REQUIRE(data::kFashionMnistClasses[9] == "ankle boot");
 }

@@ -54,9 +54,7 @@ std::shared_ptr<const data::ImageSet> constant_set(index_t n, index_t size = 8) 
   return s;
 }
 
-index_t decode_index(const float* img) {
-  return std::lround(img[0] * 255.0f) + 256 * std::lround(img[1] * 255.0f);
-}
+index_t decode_index(const float* img) { return std::lround(img[0] * 255.0f) + 256 * std::lround(img[1] * 255.0f); }
 
 struct Epoch {
   std::vector<std::int64_t> labels;
@@ -192,8 +190,8 @@ TEST_CASE("DataLoader output does not depend on prefetching or batch size", "[da
 
 TEST_CASE("DataLoader augmentation keeps each image with its label", "[data][loader]") {
   const auto set = constant_set(200, 8);
-  data::DataLoader l(set, {.batch_size = 50, .shuffle = true, .seed = 1, .resize = 16, .crop_padding = 5,
-                           .horizontal_flip = true});
+  data::DataLoader l(
+      set, {.batch_size = 50, .shuffle = true, .seed = 1, .resize = 16, .crop_padding = 5, .horizontal_flip = true});
   REQUIRE(l.image_height() == 16);
   REQUIRE(l.image_width() == 16);
   const Epoch e = run_epoch(l, 0);
@@ -219,8 +217,8 @@ TEST_CASE("DataLoader augmentation keeps each image with its label", "[data][loa
 TEST_CASE("DataLoader resize and normalize match the transforms", "[data][loader]") {
   const auto set = indexed_set(5, 28, 28);
   for (bool aa : {false, true}) {
-    data::DataLoader l(set, {.batch_size = 5, .resize = 20, .antialias = aa, .normalize = std::pair{0.5f, 0.25f},
-                             .prefetch = 0});
+    data::DataLoader l(
+        set, {.batch_size = 5, .resize = 20, .antialias = aa, .normalize = std::pair{0.5f, 0.25f}, .prefetch = 0});
     l.start_epoch(0);
     const auto b = l.next();
     REQUIRE(b);
@@ -241,8 +239,8 @@ TEST_CASE("DataLoader resize and normalize match the transforms", "[data][loader
 
 TEST_CASE("DataLoader restarts epochs mid-way and stops its thread cleanly", "[data][loader]") {
   const auto set = indexed_set(500, 8, 8);
-  const data::LoaderOptions opt{.batch_size = 10, .shuffle = true, .seed = 3, .crop_padding = 2,
-                                .horizontal_flip = true, .prefetch = 3};
+  const data::LoaderOptions opt{
+      .batch_size = 10, .shuffle = true, .seed = 3, .crop_padding = 2, .horizontal_flip = true, .prefetch = 3};
   data::DataLoader reference(set, opt);
   const Epoch full0 = run_epoch(reference, 0), full1 = run_epoch(reference, 1);
 
@@ -334,14 +332,14 @@ TEST_CASE("FashionMNIST bundles a shuffled, augmented train loader and a plain t
 
   fm.test().start_epoch(0);
   const auto first = fm.test().next();
-  REQUIRE(first->labels.to_vector() == std::vector<std::int64_t>(
-                                           fm.test().dataset().labels.begin(),
-                                           fm.test().dataset().labels.begin() + 100));  // file order
+  REQUIRE(first->labels.to_vector() ==
+          std::vector<std::int64_t>(fm.test().dataset().labels.begin(),
+                                    fm.test().dataset().labels.begin() + 100));  // file order
   fm.train().start_epoch(0);
   const auto shuffled = fm.train().next();
   REQUIRE(shuffled->images.shape() == rescnn::Shape({100, 1, 32, 32}));
-  REQUIRE(shuffled->labels.to_vector() != std::vector<std::int64_t>(fm.train().dataset().labels.begin(),
-                                                                    fm.train().dataset().labels.begin() + 100));
+  REQUIRE(shuffled->labels.to_vector() !=
+          std::vector<std::int64_t>(fm.train().dataset().labels.begin(), fm.train().dataset().labels.begin() + 100));
 
   REQUIRE_THROWS_AS(data::FashionMNIST({.batch_size = 0}), ValueError);  // before any file is read
   REQUIRE_THROWS_WITH(data::FashionMNIST({.root = "/nonexistent/fm"}),

@@ -64,8 +64,7 @@ TEST_CASE("resize_bilinear matches PyTorch's interpolate and torchvision's Resiz
   }
 }
 
-TEST_CASE("resize_bilinear: identity, constants, and antialias only matters when shrinking",
-          "[data][transforms]") {
+TEST_CASE("resize_bilinear: identity, constants, and antialias only matters when shrinking", "[data][transforms]") {
   Generator gen(3);
   std::vector<float> img(28 * 28);
   for (auto& v : img) v = static_cast<float>(gen.uniform());
@@ -163,8 +162,8 @@ TEST_CASE("random_crop shifts the image by one offset and fills zeros", "[data][
     for (index_t y = 0; y < h; ++y)
       for (index_t x = 0; x < w; ++x) {
         const index_t sy = y + at.top - p, sx = x + at.left - p;
-        const float expected = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? src[static_cast<std::size_t>(sy * w + sx)]
-                                                                        : 0.0f;
+        const float expected =
+            (sy >= 0 && sy < h && sx >= 0 && sx < w) ? src[static_cast<std::size_t>(sy * w + sx)] : 0.0f;
         REQUIRE(dst[static_cast<std::size_t>(y * w + x)] == expected);
       }
   }

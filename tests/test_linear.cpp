@@ -46,9 +46,11 @@ TEST_CASE("Linear rejects invalid options and inputs", "[linear][errors]") {
   CHECK_THROWS_WITH(nn::Linear<float>(0, 3), Contains("in_features must be positive"));
   CHECK_THROWS_WITH(nn::Linear<float>(3, -1), Contains("out_features must be positive"));
   nn::Linear<float> fc(4, 2);
-  CHECK_THROWS_WITH(fc.forward(Tensor<float>::zeros({3, 5})), Contains("has 5 features, but the weight (2, 4) expects in_features=4"));
+  CHECK_THROWS_WITH(fc.forward(Tensor<float>::zeros({3, 5})),
+                    Contains("has 5 features, but the weight (2, 4) expects in_features=4"));
   CHECK_THROWS_AS(fc.forward(Tensor<float>::zeros({3, 5})), ShapeError);
-  CHECK_THROWS_WITH(fc.forward(Tensor<float>::zeros({3, 4, 1, 1})), Contains("expected input of shape (N, in_features)"));
+  CHECK_THROWS_WITH(fc.forward(Tensor<float>::zeros({3, 4, 1, 1})),
+                    Contains("expected input of shape (N, in_features)"));
 }
 
 TEST_CASE("Linear accumulates parameter gradients until zero_grad", "[linear]") {

@@ -64,7 +64,8 @@ TEST_CASE("Cross-entropy rejects bad labels and shapes", "[loss][errors]") {
   CHECK_THROWS_WITH(ce(logits, Tensor<std::int64_t>::from_vector({2}, {0, 3})),
                     Contains("label 3 at position 1 is out of range for 3 classes"));
   CHECK_THROWS_AS(ce(logits, Tensor<std::int64_t>::from_vector({2}, {-1, 0})), ValueError);
-  CHECK_THROWS_WITH(ce(logits, Tensor<std::int64_t>::from_vector({3}, {0, 0, 0})), Contains("do not match logits (2, 3)"));
+  CHECK_THROWS_WITH(ce(logits, Tensor<std::int64_t>::from_vector({3}, {0, 0, 0})),
+                    Contains("do not match logits (2, 3)"));
   CHECK_THROWS_WITH(ce(Tensor<float>::zeros({2, 3, 1}), Tensor<std::int64_t>::from_vector({2}, {0, 0})),
                     Contains("expected logits of shape (N, classes)"));
   CHECK_THROWS_WITH(nn::CrossEntropyLoss<float>().backward(), Contains("no forward pass was recorded"));

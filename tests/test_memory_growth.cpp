@@ -55,9 +55,10 @@ std::shared_ptr<const rn::data::ImageSet> synthetic_images(std::int64_t count, s
 }
 
 struct SyntheticData {
-  rn::data::DataLoader train_loader{synthetic_images(600, 1),
-                                    rn::data::LoaderOptions{.batch_size = 16, .shuffle = true, .seed = 2,
-                                                            .crop_padding = 4, .horizontal_flip = true}};
+  rn::data::DataLoader train_loader{
+      synthetic_images(600, 1),
+      rn::data::LoaderOptions{
+          .batch_size = 16, .shuffle = true, .seed = 2, .crop_padding = 4, .horizontal_flip = true}};
   rn::data::DataLoader test_loader{synthetic_images(100, 3), rn::data::LoaderOptions{.batch_size = 50}};
   rn::data::DataLoader& train() { return train_loader; }
   rn::data::DataLoader& test() { return test_loader; }
@@ -71,7 +72,9 @@ TEST_CASE("Resident memory does not grow after the first epoch", "[trainer][memo
   auto model = std::make_shared<rn::models::D2lResNet<float>>(rn::models::Arch{{1, 16}, {1, 32}}, 10, 1);
   rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
   std::vector<double> rss;
-  rn::train::Trainer trainer({.max_epochs = 8, .progress = rn::train::ProgressMode::Silent, .log = nullptr,
+  rn::train::Trainer trainer({.max_epochs = 8,
+                              .progress = rn::train::ProgressMode::Silent,
+                              .log = nullptr,
                               .on_epoch = [&](const rn::train::EpochMetrics&) { rss.push_back(resident_mib()); }});
   const auto history = trainer.fit(*model, sgd, data);
   REQUIRE(history.size() == 8);

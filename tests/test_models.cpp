@@ -10,8 +10,8 @@
 #include "support/golden.hpp"
 
 using namespace rescnn;
-using rescnn::testing::IsClose;
 using Catch::Matchers::Contains;
+using rescnn::testing::IsClose;
 
 namespace {
 
@@ -28,7 +28,8 @@ std::string shape_list(const Shape& s) {
 template <class T>
 std::string parameter_lines(nn::Module<T>& m) {
   std::string out;
-  for (auto& [name, p] : m.named_parameters()) out += (out.empty() ? "" : "\n") + name + ":" + shape_list(p->value.shape());
+  for (auto& [name, p] : m.named_parameters())
+    out += (out.empty() ? "" : "\n") + name + ":" + shape_list(p->value.shape());
   return out;
 }
 template <class T>
@@ -157,9 +158,11 @@ TEST_CASE("Models match PyTorch forward and backward, train and eval (golden)", 
         testing::fill_model(*model);
         model->train(training);
         const auto x32 = f.tensor<float>("input").to_vector();
-        auto x = Tensor<double>::from_vector(f.tensor<float>("input").shape(), std::vector<double>(x32.begin(), x32.end()));
+        auto x =
+            Tensor<double>::from_vector(f.tensor<float>("input").shape(), std::vector<double>(x32.begin(), x32.end()));
         const auto dy32 = f.tensor<float>("grad_output").to_vector();
-        auto dy = Tensor<double>::from_vector(f.tensor<float>("grad_output").shape(), std::vector<double>(dy32.begin(), dy32.end()));
+        auto dy = Tensor<double>::from_vector(f.tensor<float>("grad_output").shape(),
+                                              std::vector<double>(dy32.begin(), dy32.end()));
         CHECK_THAT(model->forward(x), IsClose(f.tensor<double>("f64.output"), 1e-9));
         // Every buffer the fixture has is compared, and each must exist here.
         std::size_t buffers_in_file = 0, buffers_checked = 0;
@@ -220,10 +223,13 @@ TEST_CASE("Initialisation follows the seed", "[models]") {
 }
 
 TEST_CASE("The registry and configurations reject bad names and values", "[models][errors]") {
-  CHECK_THROWS_WITH(models::create<float>("resnet51"), Contains("unknown model 'resnet51'; valid models are: d2l_resnet18"));
+  CHECK_THROWS_WITH(models::create<float>("resnet51"),
+                    Contains("unknown model 'resnet51'; valid models are: d2l_resnet18"));
   CHECK_THROWS_WITH(models::resnet18<float>({.num_classes = 0}), Contains("num_classes must be positive"));
-  CHECK_THROWS_WITH(models::ResNet<float>({.block = models::BlockKind::Basic, .layers = {2, 2, 2}}), Contains("four stages"));
-  CHECK_THROWS_WITH(models::ResNet<float>({.block = models::BlockKind::Basic, .groups = 32}), Contains("BasicBlock only supports"));
+  CHECK_THROWS_WITH(models::ResNet<float>({.block = models::BlockKind::Basic, .layers = {2, 2, 2}}),
+                    Contains("four stages"));
+  CHECK_THROWS_WITH(models::ResNet<float>({.block = models::BlockKind::Basic, .groups = 32}),
+                    Contains("BasicBlock only supports"));
   auto model = models::resnet18<float>();
   CHECK_THROWS_AS(model->forward(Tensor<float>::zeros({1, 1, 64, 64})), ShapeError);
   CHECK_THROWS_WITH(model->output_shape({1, 4, 64, 64}), Contains("has 4 channels, expected in_channels=3"));

@@ -12,12 +12,12 @@
 #include "rescnn/nn/sequential.hpp"
 #include "rescnn/optim/optim.hpp"
 #include "support/compare.hpp"
-#include "support/threads.hpp"
 #include "support/golden.hpp"
+#include "support/threads.hpp"
 
 using namespace rescnn;
-using rescnn::testing::IsClose;
 using Catch::Matchers::Contains;
+using rescnn::testing::IsClose;
 
 namespace {
 
@@ -298,14 +298,18 @@ TEST_CASE("Optimizers reject invalid options with PyTorch's checks", "[optim][er
   CHECK_THROWS_WITH(SGD<float>(ps, {.lr = -0.1}), Contains("SGD: lr must be finite and >= 0, got -0.1"));
   CHECK_THROWS_WITH(SGD<float>(ps, {.momentum = -0.5}), Contains("SGD: momentum must be finite and >= 0, got -0.5"));
   CHECK_THROWS_WITH(SGD<float>(ps, {.dampening = INFINITY}), Contains("SGD: dampening must be finite, got inf"));
-  CHECK_THROWS_WITH(SGD<float>(ps, {.weight_decay = -1}), Contains("SGD: weight_decay must be finite and >= 0, got -1"));
-  CHECK_THROWS_WITH(SGD<float>(ps, {.nesterov = true}),
-                    Contains("SGD: nesterov=true requires momentum > 0 and dampening == 0, got momentum=0, dampening=0"));
+  CHECK_THROWS_WITH(SGD<float>(ps, {.weight_decay = -1}),
+                    Contains("SGD: weight_decay must be finite and >= 0, got -1"));
+  CHECK_THROWS_WITH(
+      SGD<float>(ps, {.nesterov = true}),
+      Contains("SGD: nesterov=true requires momentum > 0 and dampening == 0, got momentum=0, dampening=0"));
   CHECK_THROWS_WITH(SGD<float>(ps, {.momentum = 0.9, .dampening = 0.1, .nesterov = true}),
                     Contains("got momentum=0.9, dampening=0.1"));
   CHECK_THROWS_AS(SGD<float>(ps, {.lr = -0.1}), ValueError);
-  CHECK_THROWS_WITH(SGD<float>(std::vector<nn::Parameter<float>*>{}), Contains("SGD: optimizer got an empty parameter list"));
-  CHECK_THROWS_WITH(SGD<float>(std::vector<nn::Parameter<float>*>{nullptr}), Contains("parameter '0' is null or undefined"));
+  CHECK_THROWS_WITH(SGD<float>(std::vector<nn::Parameter<float>*>{}),
+                    Contains("SGD: optimizer got an empty parameter list"));
+  CHECK_THROWS_WITH(SGD<float>(std::vector<nn::Parameter<float>*>{nullptr}),
+                    Contains("parameter '0' is null or undefined"));
 
   SGD<float> plain(ps);
   CHECK_THROWS_WITH(plain.set_momentum(0.9), Contains("built with momentum=0 and has no momentum buffer"));

@@ -104,7 +104,8 @@ TEST_CASE("AdaptiveAvgPool2d matches PyTorch (golden)", "[pooling][golden]") {
 TEST_CASE("Pooling layers reject invalid options and inputs", "[pooling][errors]") {
   using Catch::Matchers::Contains;
   CHECK_THROWS_WITH(nn::MaxPool2d<float>({.kernel_size = 0}), Contains("MaxPool2d: kernel_size must be positive"));
-  CHECK_THROWS_WITH(nn::MaxPool2d<float>({.kernel_size = 3, .stride = 0}), Contains("MaxPool2d: stride must be positive"));
+  CHECK_THROWS_WITH(nn::MaxPool2d<float>({.kernel_size = 3, .stride = 0}),
+                    Contains("MaxPool2d: stride must be positive"));
   CHECK_THROWS_WITH(nn::MaxPool2d<float>({.kernel_size = 3, .padding = 2}), Contains("at most half the kernel_size"));
   CHECK_THROWS_WITH(nn::AvgPool2d<float>({.kernel_size = -2}), Contains("AvgPool2d: kernel_size must be positive"));
   CHECK_THROWS_WITH(nn::AdaptiveAvgPool2d<float>(Size2(0, 1)), Contains("output_size must be positive"));
@@ -121,7 +122,7 @@ TEST_CASE("MaxPool2d propagates a NaN anywhere in its window, as PyTorch does", 
   // The NaN comes first in one window, last in another, and larger values
   // follow it: the result is NaN either way (torch.max_pool2d gives the same).
   const auto y = pool.forward(Tensor<float>::from_vector({1, 1, 2, 4}, {nan, 1, 3, 4,  //
-                                                                       5, 6, 7, nan}))
+                                                                        5, 6, 7, nan}))
                      .to_vector();
   REQUIRE(std::isnan(y[0]));
   REQUIRE(std::isnan(y[1]));

@@ -120,41 +120,41 @@ TEST_CASE("json decodes \\u escapes, surrogate pairs and raw UTF-8", "[io][json]
 
 TEST_CASE("json rejects malformed documents", "[io][json]") {
   const char* bad[] = {
-      "",                      // empty
-      "{",                     // unterminated object
-      "{\"a\":}",              // missing value
-      "{\"a\":1,}",            // trailing comma
-      "[1,]",                  // trailing comma in array
-      "[1 2]",                 // missing comma
-      "{'a':1}",               // single quotes
-      "{a:1}",                 // bare key
-      "{\"a\" 1}",             // missing colon
-      "{\"a\":1}x",            // text after the value
-      "{\"a\":1}{}",           // two values
-      "01",                    // leading zero
-      "-",                     // lone minus
-      "+1",                    // plus sign
-      "1.",                    // no fraction digits
-      ".5",                    // no integer part
-      "1e",                    // no exponent digits
-      "NaN",                   // not JSON
-      "Infinity",              // not JSON
-      "tru",                   // truncated literal
-      "nul",                   // truncated literal
-      "\"abc",                 // unterminated string
-      "\"a\tb\"",              // unescaped control character
-      "\"\\x41\"",             // unknown escape
-      "\"\\u12\"",             // short \u escape
-      "\"\\u12G4\"",           // bad hex digit
-      "\"\\ud83d\"",           // lone high surrogate
-      "\"\\ude00\"",           // lone low surrogate
-      "\"\\ud83d\\u0041\"",    // high surrogate followed by a non-surrogate
-      "\"\xC3\"",              // truncated UTF-8
-      "\"\xC0\xAF\"",          // overlong UTF-8
-      "\"\xED\xA0\x80\"",      // UTF-8-encoded surrogate
-      "\"\xFF\"",              // invalid byte
-      "{\"a\":1,\"a\":2}",     // duplicate key
-      "[1] // comment",        // comments
+      "",                    // empty
+      "{",                   // unterminated object
+      "{\"a\":}",            // missing value
+      "{\"a\":1,}",          // trailing comma
+      "[1,]",                // trailing comma in array
+      "[1 2]",               // missing comma
+      "{'a':1}",             // single quotes
+      "{a:1}",               // bare key
+      "{\"a\" 1}",           // missing colon
+      "{\"a\":1}x",          // text after the value
+      "{\"a\":1}{}",         // two values
+      "01",                  // leading zero
+      "-",                   // lone minus
+      "+1",                  // plus sign
+      "1.",                  // no fraction digits
+      ".5",                  // no integer part
+      "1e",                  // no exponent digits
+      "NaN",                 // not JSON
+      "Infinity",            // not JSON
+      "tru",                 // truncated literal
+      "nul",                 // truncated literal
+      "\"abc",               // unterminated string
+      "\"a\tb\"",            // unescaped control character
+      "\"\\x41\"",           // unknown escape
+      "\"\\u12\"",           // short \u escape
+      "\"\\u12G4\"",         // bad hex digit
+      "\"\\ud83d\"",         // lone high surrogate
+      "\"\\ude00\"",         // lone low surrogate
+      "\"\\ud83d\\u0041\"",  // high surrogate followed by a non-surrogate
+      "\"\xC3\"",            // truncated UTF-8
+      "\"\xC0\xAF\"",        // overlong UTF-8
+      "\"\xED\xA0\x80\"",    // UTF-8-encoded surrogate
+      "\"\xFF\"",            // invalid byte
+      "{\"a\":1,\"a\":2}",   // duplicate key
+      "[1] // comment",      // comments
   };
   for (const char* text : bad) {
     INFO("input: " << text);
@@ -198,8 +198,8 @@ TEST_CASE("safetensors round-trips several dtypes and metadata through save and 
   const fs::path file = dir.path / "model.safetensors";
 
   SafeTensors out;
-  out.add("conv.weight", Tensor<float, Cpu>::from_vector({2, 1, 2, 2}, {1.5f, -2.f, 3.25f, 0.f, -0.f, 1e-30f,
-                                                                          3.4e38f, -7.f}));
+  out.add("conv.weight",
+          Tensor<float, Cpu>::from_vector({2, 1, 2, 2}, {1.5f, -2.f, 3.25f, 0.f, -0.f, 1e-30f, 3.4e38f, -7.f}));
   out.add("f64", Tensor<double, Cpu>::from_vector({3}, {0.1, -1e300, 2.5}));
   out.add("i64", Tensor<std::int64_t, Cpu>::from_vector({2, 2}, {INT64_MIN, -1, 0, INT64_MAX}));
   out.add("i32", Tensor<std::int32_t, Cpu>::from_vector({3}, {-5, 7, INT32_MAX}));
@@ -219,8 +219,8 @@ TEST_CASE("safetensors round-trips several dtypes and metadata through save and 
 
   const SafeTensors in = SafeTensors::load(file);
   CHECK(in.source() == file.string());
-  CHECK(in.names() == std::vector<std::string>{"conv.weight", "empty", "f64", "half", "i32", "i64", "rank5",
-                                               "scalar", "u8"});
+  CHECK(in.names() ==
+        std::vector<std::string>{"conv.weight", "empty", "f64", "half", "i32", "i64", "rank5", "scalar", "u8"});
   CHECK(in.contains("f64"));
   CHECK_FALSE(in.contains("nope"));
 
@@ -446,8 +446,7 @@ TEST_CASE("safetensors rejects data offsets out of range", "[io]") {
 }
 
 TEST_CASE("safetensors rejects dtype and shape that do not match the byte size", "[io]") {
-  CHECK_THROWS_AS(parse_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 20),
-                  IoError);
+  CHECK_THROWS_AS(parse_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 20), IoError);
   CHECK_THROWS_WITH(parse_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", 20),
                     Contains("size mismatch") && Contains("needs 24 bytes"));
   CHECK_THROWS_WITH(parse_header("{\"a\":{\"dtype\":\"F64\",\"shape\":[3],\"data_offsets\":[0,12]}}", 12),
@@ -466,9 +465,10 @@ TEST_CASE("safetensors rejects dtype and shape that do not match the byte size",
                                  0),
                     Contains("overflows"));
   // A zero extent makes everything else irrelevant.
-  CHECK_NOTHROW(parse_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[0,4294967296,4294967296],"
-                             "\"data_offsets\":[0,0]}}",
-                             0));
+  CHECK_NOTHROW(
+      parse_header("{\"a\":{\"dtype\":\"F32\",\"shape\":[0,4294967296,4294967296],"
+                   "\"data_offsets\":[0,0]}}",
+                   0));
 }
 
 TEST_CASE("safetensors tensor<T> checks the dtype, the rank and the name", "[io]") {

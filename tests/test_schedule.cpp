@@ -69,7 +69,8 @@ TEST_CASE("Schedules match torch.optim.lr_scheduler (golden)", "[schedule][golde
       double worst = 0;
       for (std::size_t k = 0; k < lrs.size(); ++k) {
         const double err = rel_error(schedule->lr_at(static_cast<std::int64_t>(k)), lrs[k]);
-        if (err > kTolerance) FAIL_CHECK("step " << k << ": lr " << schedule->lr_at(static_cast<std::int64_t>(k)) << " vs " << lrs[k]);
+        if (err > kTolerance)
+          FAIL_CHECK("step " << k << ": lr " << schedule->lr_at(static_cast<std::int64_t>(k)) << " vs " << lrs[k]);
         worst = std::max(worst, err);
       }
       INFO("worst relative error " << worst);
@@ -80,7 +81,8 @@ TEST_CASE("Schedules match torch.optim.lr_scheduler (golden)", "[schedule][golde
         for (std::size_t k = 0; k < momenta.size(); ++k) {
           const auto m = schedule->momentum_at(static_cast<std::int64_t>(k));
           REQUIRE(m.has_value());
-          if (rel_error(*m, momenta[k]) > kTolerance) FAIL_CHECK("step " << k << ": momentum " << *m << " vs " << momenta[k]);
+          if (rel_error(*m, momenta[k]) > kTolerance)
+            FAIL_CHECK("step " << k << ": momentum " << *m << " vs " << momenta[k]);
         }
       } else {
         CHECK_FALSE(schedule->momentum_at(0).has_value());
@@ -214,8 +216,9 @@ TEST_CASE("make_schedule builds the named schedules for a run", "[schedule]") {
     CHECK_FALSE(make_schedule("onecycle", 0.1, total, spe, {.cycle_momentum = false})->momentum_at(0).has_value());
   }
   SECTION("unknown names and options that do not fit the run") {
-    CHECK_THROWS_WITH(make_schedule("cosin", 0.1, total, spe),
-                      Contains("unknown schedule 'cosin'; valid names: constant, step, cosine, warmup_cosine, onecycle"));
+    CHECK_THROWS_WITH(
+        make_schedule("cosin", 0.1, total, spe),
+        Contains("unknown schedule 'cosin'; valid names: constant, step, cosine, warmup_cosine, onecycle"));
     CHECK_THROWS_AS(make_schedule("", 0.1, total, spe), ValueError);
     CHECK_THROWS_WITH(make_schedule("cosine", 0.1, 0, spe), Contains("total_steps must be >= 1, got 0"));
     CHECK_THROWS_WITH(make_schedule("cosine", 0.1, total, 0), Contains("steps_per_epoch must be >= 1, got 0"));
@@ -265,8 +268,10 @@ TEST_CASE("Schedules reject invalid options", "[schedule][errors]") {
   CHECK_THROWS_WITH(one_cycle({.div_factor = 0}), Contains("OneCycleLR: div_factor must be finite and > 0, got 0"));
   CHECK_THROWS_WITH(one_cycle({.final_div_factor = -1}),
                     Contains("OneCycleLR: final_div_factor must be finite and > 0, got -1"));
-  CHECK_THROWS_WITH(one_cycle({.base_momentum = 1.2}), Contains("OneCycleLR: base_momentum must lie in [0, 1), got 1.2"));
-  CHECK_THROWS_WITH(one_cycle({.max_momentum = -0.1}), Contains("OneCycleLR: max_momentum must lie in [0, 1), got -0.1"));
+  CHECK_THROWS_WITH(one_cycle({.base_momentum = 1.2}),
+                    Contains("OneCycleLR: base_momentum must lie in [0, 1), got 1.2"));
+  CHECK_THROWS_WITH(one_cycle({.max_momentum = -0.1}),
+                    Contains("OneCycleLR: max_momentum must lie in [0, 1), got -0.1"));
   CHECK_NOTHROW(one_cycle({.cycle_momentum = false, .max_momentum = 2}));  // unused, as in PyTorch
   // Zero-length phases, on which PyTorch divides by zero:
   CHECK_THROWS_WITH(one_cycle({.total_steps = 4, .pct_start = 0.25}),

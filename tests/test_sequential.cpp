@@ -12,7 +12,8 @@ namespace {
 template <class T>
 std::shared_ptr<nn::Sequential<T>> small_net(Generator& gen) {
   auto net = std::make_shared<nn::Sequential<T>>();
-  net->push_back(std::make_shared<nn::Conv2d<T>>(nn::Conv2dOptions{.in_channels = 2, .out_channels = 4, .kernel_size = 3, .stride = 2, .padding = 1}, gen));
+  net->push_back(std::make_shared<nn::Conv2d<T>>(
+      nn::Conv2dOptions{.in_channels = 2, .out_channels = 4, .kernel_size = 3, .stride = 2, .padding = 1}, gen));
   net->push_back(std::make_shared<nn::BatchNorm2d<T>>(4));
   net->push_back(std::make_shared<nn::ReLU<T>>());
   net->push_back(std::make_shared<nn::MaxPool2d<T>>(nn::MaxPool2dOptions{.kernel_size = 3, .stride = 2, .padding = 1}));
@@ -41,11 +42,13 @@ TEST_CASE("Sequential names parameters and buffers as PyTorch and counts them", 
   outer.push_back("head", std::make_shared<nn::Linear<float>>(3, 2));
   CHECK(outer.named_parameters().front().first == "features.0.weight");
   CHECK(outer.named_parameters().back().first == "head.bias");
-  CHECK_THROWS_WITH(outer.push_back("head", std::make_shared<nn::ReLU<float>>()), Contains("a child named 'head' already exists"));
+  CHECK_THROWS_WITH(outer.push_back("head", std::make_shared<nn::ReLU<float>>()),
+                    Contains("a child named 'head' already exists"));
 }
 
 TEST_CASE("Sequential prints like PyTorch", "[sequential]") {
-  nn::Sequential<float> net(std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions{.in_channels = 1, .out_channels = 8, .kernel_size = 3, .padding = 1, .bias = false}),
+  nn::Sequential<float> net(std::make_shared<nn::Conv2d<float>>(nn::Conv2dOptions{
+                                .in_channels = 1, .out_channels = 8, .kernel_size = 3, .padding = 1, .bias = false}),
                             std::make_shared<nn::ReLU<float>>());
   CHECK(net.to_string() ==
         "Sequential(\n"

@@ -47,8 +47,7 @@ TEST_CASE("A state dict exported from PyTorch loads and gives PyTorch's outputs 
   auto model = tiny_model();
   rn::io::load_state_dict(*model, exported);
   // The counters came across: three training steps in the exporter.
-  auto* stem_bn = dynamic_cast<rn::nn::BatchNorm2d<float>*>(
-      &dynamic_cast<rn::nn::Sequential<float>&>((*model)[0])[1]);
+  auto* stem_bn = dynamic_cast<rn::nn::BatchNorm2d<float>*>(&dynamic_cast<rn::nn::Sequential<float>&>((*model)[0])[1]);
   REQUIRE(stem_bn != nullptr);
   REQUIRE(stem_bn->num_batches_tracked == 3);
 
@@ -121,8 +120,7 @@ TEST_CASE("A mismatched state dict is rejected and leaves the model unchanged", 
     SafeTensors st = rn::io::state_dict(*tiny_model());
     st.erase("b3.0.conv2.weight");
     REQUIRE_THROWS_AS(rn::io::load_state_dict(*model, st), rn::IoError);
-    REQUIRE_THROWS_WITH(rn::io::load_state_dict(*model, st),
-                        Catch::Contains("missing 1: 'b3.0.conv2.weight'"));
+    REQUIRE_THROWS_WITH(rn::io::load_state_dict(*model, st), Catch::Contains("missing 1: 'b3.0.conv2.weight'"));
     unchanged();
     // Non-strict loading takes what is there.
     rn::io::load_state_dict(*model, st, {.strict = false});

@@ -36,7 +36,7 @@ TEST_CASE("Random factories are reproducible from a seed and have the asked mome
   mean /= static_cast<double>(x.numel());
   for (index_t i = 0; i < x.numel(); ++i) var += (x[i] - mean) * (x[i] - mean);
   var /= static_cast<double>(x.numel());
-  CHECK(mean == Approx(1.0).margin(0.03));   // 5 sigma of the sample mean is 0.032
+  CHECK(mean == Approx(1.0).margin(0.03));  // 5 sigma of the sample mean is 0.032
   CHECK(var == Approx(4.0).epsilon(0.03));
   auto u = Tensor<float>::uniform({10000}, -3, 5, a);
   for (index_t i = 0; i < u.numel(); ++i) {
@@ -78,7 +78,8 @@ TEST_CASE("Checked element access and reshapes name what was wrong", "[tensor][e
   CHECK_THROWS_AS(a.reshape({-1, -1}), ShapeError);
   CHECK_THROWS_WITH(a.reshape({4, -1}), Contains("cannot infer"));
   CHECK_THROWS_WITH(a.slice(1, 3), Contains("range [1, 3) is outside the first axis"));
-  CHECK_THROWS_WITH(Tensor<float>::from_vector({2, 2}, {1, 2, 3}), Contains("3 values given for shape (2, 2) which holds 4"));
+  CHECK_THROWS_WITH(Tensor<float>::from_vector({2, 2}, {1, 2, 3}),
+                    Contains("3 values given for shape (2, 2) which holds 4"));
   CHECK_THROWS_AS((Shape{1, 2, 3, 4, 5}), ShapeError);
   CHECK_THROWS_WITH((Shape{2, -1}), Contains("negative extent -1"));
   CHECK_THROWS_WITH(a.item(), Contains("has 6 elements, not one"));

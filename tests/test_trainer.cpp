@@ -4,10 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <functional>
-#include <memory>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <sstream>
 
 #include "rescnn/data/data.hpp"
@@ -26,8 +26,8 @@ namespace {
 struct SmallFashionMnist {
   rn::data::DataLoader train_loader, test_loader;
   SmallFashionMnist(std::int64_t train_images, std::int64_t test_images, const rn::data::LoaderOptions& train_options)
-      : train_loader(std::make_shared<const rn::data::ImageSet>(rn::data::load_fashion_mnist(
-                         rn::data::default_root(), rn::data::Split::Train, train_images)),
+      : train_loader(std::make_shared<const rn::data::ImageSet>(
+                         rn::data::load_fashion_mnist(rn::data::default_root(), rn::data::Split::Train, train_images)),
                      train_options),
         test_loader(std::make_shared<const rn::data::ImageSet>(
                         rn::data::load_fashion_mnist(rn::data::default_root(), rn::data::Split::Test, test_images)),
@@ -65,8 +65,8 @@ TEST_CASE("A short training run on real Fashion-MNIST lowers the loss", "[traine
     rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01, .momentum = 0.9});
     StepLog log;
     std::ostringstream lines;
-    rn::train::Trainer trainer({.max_epochs = 2, .progress = rn::train::ProgressMode::Silent, .log = &lines,
-                                .on_step = log.callback()});
+    rn::train::Trainer trainer(
+        {.max_epochs = 2, .progress = rn::train::ProgressMode::Silent, .log = &lines, .on_step = log.callback()});
     const rn::train::History h = trainer.fit(*model, sgd, data);
 
     INFO("seed " << seed << "\n" << lines.str());
@@ -99,25 +99,29 @@ TEST_CASE("A short training run on real Fashion-MNIST lowers the loss", "[traine
 // that the two runs agree bit for bit: every step's (epoch, step, loss), the
 // epoch metrics and the final weights and buffers. `make` builds the
 // optimizer and schedule for a model, given the steps per epoch.
-using MakeOptimizer = std::function<std::pair<std::unique_ptr<rn::optim::Optimizer<float>>,
-                                              std::shared_ptr<const rn::optim::LrSchedule>>(
-    rn::nn::Module<float>&, std::int64_t steps_per_epoch)>;
+using MakeOptimizer =
+    std::function<std::pair<std::unique_ptr<rn::optim::Optimizer<float>>, std::shared_ptr<const rn::optim::LrSchedule>>(
+        rn::nn::Module<float>&, std::int64_t steps_per_epoch)>;
 
 static void require_bitwise_resume(std::int64_t epochs, std::int64_t resume_after, std::int64_t train_images,
-                            std::int64_t test_images, const MakeOptimizer& make) {
+                                   std::int64_t test_images, const MakeOptimizer& make) {
   TempDir tmp("rescnn_trainer");
   // Augmentation, shuffling, momentum and a schedule: everything that
   // carries state across epochs.
-  const rn::data::LoaderOptions loader{.batch_size = 32, .shuffle = true, .seed = 7, .crop_padding = 2,
-                                       .horizontal_flip = true};
-  const auto run = [&](std::int64_t max_epochs, const std::filesystem::path& ckpt, bool resume,
-                       std::uint64_t init_seed, StepLog& log) {
+  const rn::data::LoaderOptions loader{
+      .batch_size = 32, .shuffle = true, .seed = 7, .crop_padding = 2, .horizontal_flip = true};
+  const auto run = [&](std::int64_t max_epochs, const std::filesystem::path& ckpt, bool resume, std::uint64_t init_seed,
+                       StepLog& log) {
     rn::manual_seed(init_seed);
     SmallFashionMnist data(train_images, test_images, loader);
     auto model = small_model();
     auto [optimizer, schedule] = make(*model, data.train().num_batches());
-    rn::train::Trainer trainer({.max_epochs = max_epochs, .schedule = schedule, .checkpoint = ckpt,
-                                .resume = resume, .progress = rn::train::ProgressMode::Silent, .log = nullptr,
+    rn::train::Trainer trainer({.max_epochs = max_epochs,
+                                .schedule = schedule,
+                                .checkpoint = ckpt,
+                                .resume = resume,
+                                .progress = rn::train::ProgressMode::Silent,
+                                .log = nullptr,
                                 .on_step = log.callback()});
     auto history = trainer.fit(*model, *optimizer, data);
     return std::make_pair(history, rn::io::state_dict(*model));
@@ -151,10 +155,10 @@ TEST_CASE("A run resumed from a checkpoint reproduces the uninterrupted run bit 
   const std::int64_t epochs = 3;
   SECTION("SGD with momentum and a one-cycle schedule") {
     require_bitwise_resume(epochs, 1, 160, 100, [&](rn::nn::Module<float>& model, std::int64_t steps) {
-      return std::make_pair(std::unique_ptr<rn::optim::Optimizer<float>>(new rn::optim::SGD<float>(
-                                model.named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4})),
-                            std::shared_ptr<const rn::optim::LrSchedule>(
-                                std::make_shared<rn::optim::OneCycleLR>(0.05, epochs * steps)));
+      return std::make_pair(
+          std::unique_ptr<rn::optim::Optimizer<float>>(
+              new rn::optim::SGD<float>(model.named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4})),
+          std::shared_ptr<const rn::optim::LrSchedule>(std::make_shared<rn::optim::OneCycleLR>(0.05, epochs * steps)));
     });
   }
   SECTION("AdamW with warm-up then cosine") {
@@ -207,8 +211,11 @@ TEST_CASE("A NaN loss stops training naming the epoch and step, and the last che
   const auto poison = [&](std::int64_t epoch, std::int64_t step, double) {
     if (epoch == 2 && step == 1) weight.data()[0] = std::numeric_limits<float>::quiet_NaN();
   };
-  rn::train::Trainer trainer({.max_epochs = 3, .checkpoint = tmp / "ckpt.safetensors",
-                              .progress = rn::train::ProgressMode::Silent, .log = nullptr, .on_step = poison});
+  rn::train::Trainer trainer({.max_epochs = 3,
+                              .checkpoint = tmp / "ckpt.safetensors",
+                              .progress = rn::train::ProgressMode::Silent,
+                              .log = nullptr,
+                              .on_step = poison});
   auto restored = small_model();
   require_nan_stop(trainer, *model, sgd, data, "epoch 2, step 2 of 3", tmp / "ckpt.safetensors", *restored);
 }
@@ -248,8 +255,11 @@ TEST_CASE("A NaN in an input batch mid-training stops the trainer, naming where,
   const auto arm = [&](std::int64_t epoch, std::int64_t step, double) {
     if (epoch == 2 && step == 2) poison->armed = true;
   };
-  rn::train::Trainer trainer({.max_epochs = 3, .checkpoint = tmp / "ckpt.safetensors",
-                              .progress = rn::train::ProgressMode::Silent, .log = nullptr, .on_step = arm});
+  rn::train::Trainer trainer({.max_epochs = 3,
+                              .checkpoint = tmp / "ckpt.safetensors",
+                              .progress = rn::train::ProgressMode::Silent,
+                              .log = nullptr,
+                              .on_step = arm});
   auto restored = std::make_shared<rn::nn::Sequential<float>>();
   restored->push_back("poison", std::make_shared<PoisonInput>());
   restored->push_back("net", small_model());
@@ -263,9 +273,13 @@ TEST_CASE("The trainer writes the metrics CSV, the SVG curves and checkpoints", 
   auto model = small_model();
   rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01});
   std::vector<rn::train::EpochMetrics> seen;
-  rn::train::Trainer trainer({.max_epochs = 2, .metrics_csv = tmp / "m.csv", .plot_svg = tmp / "c.svg",
-                              .checkpoint = tmp / "ck.safetensors", .plot_title = "test run",
-                              .progress = rn::train::ProgressMode::Silent, .log = nullptr,
+  rn::train::Trainer trainer({.max_epochs = 2,
+                              .metrics_csv = tmp / "m.csv",
+                              .plot_svg = tmp / "c.svg",
+                              .checkpoint = tmp / "ck.safetensors",
+                              .plot_title = "test run",
+                              .progress = rn::train::ProgressMode::Silent,
+                              .log = nullptr,
                               .on_epoch = [&](const rn::train::EpochMetrics& m) { seen.push_back(m); }});
   const auto h = trainer.fit(*model, sgd, data);
   REQUIRE(seen.size() == 2);
@@ -296,8 +310,10 @@ TEST_CASE("Resuming refuses a checkpoint written with other settings", "[trainer
   SmallFashionMnist data(64, 50, {.batch_size = 32});
   auto model = small_model();
   rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01});
-  rn::train::TrainerOptions options{.max_epochs = 1, .checkpoint = tmp / "ck.safetensors",
-                                    .progress = rn::train::ProgressMode::Silent, .log = nullptr,
+  rn::train::TrainerOptions options{.max_epochs = 1,
+                                    .checkpoint = tmp / "ck.safetensors",
+                                    .progress = rn::train::ProgressMode::Silent,
+                                    .log = nullptr,
                                     .run_settings = {{"model", "small"}}};
   rn::train::Trainer(options).fit(*model, sgd, data);
 
@@ -327,13 +343,14 @@ TEST_CASE("Outputs that cannot be written fail before training starts", "[traine
   rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01});
   std::int64_t steps = 0;
   const auto count = [&](std::int64_t, std::int64_t, double) { ++steps; };
-  REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .checkpoint = tmp / "missing" / "ck.safetensors",
-                                          .log = nullptr, .on_step = count})
-                          .fit(*model, sgd, data),
-                      Catch::Contains("cannot write the checkpoint") && Catch::Contains("does not exist"));
   REQUIRE_THROWS_WITH(
-      rn::train::Trainer({.max_epochs = 1, .plot_svg = tmp.path, .log = nullptr, .on_step = count}).fit(*model, sgd, data),
-      Catch::Contains("cannot write the plot") && Catch::Contains("it is a directory"));
+      rn::train::Trainer(
+          {.max_epochs = 1, .checkpoint = tmp / "missing" / "ck.safetensors", .log = nullptr, .on_step = count})
+          .fit(*model, sgd, data),
+      Catch::Contains("cannot write the checkpoint") && Catch::Contains("does not exist"));
+  REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .plot_svg = tmp.path, .log = nullptr, .on_step = count})
+                          .fit(*model, sgd, data),
+                      Catch::Contains("cannot write the plot") && Catch::Contains("it is a directory"));
   REQUIRE(steps == 0);
 }
 

@@ -72,9 +72,12 @@ Agreement agree(const std::vector<T>& cpu, const std::vector<T>& gpu, double rto
   for (std::size_t i = 0; i < cpu.size(); ++i) {
     const double c = static_cast<double>(cpu[i]), g = static_cast<double>(gpu[i]);
     double err;
-    if (std::isnan(c) || std::isnan(g)) err = std::isnan(c) && std::isnan(g) ? 0 : INFINITY;
-    else if (c == g) err = 0;  // also equal infinities
-    else err = std::abs(g - c) / scale;  // infinite when only one is infinite
+    if (std::isnan(c) || std::isnan(g))
+      err = std::isnan(c) && std::isnan(g) ? 0 : INFINITY;
+    else if (c == g)
+      err = 0;  // also equal infinities
+    else
+      err = std::abs(g - c) / scale;  // infinite when only one is infinite
     if (!(err <= rtol)) ++beyond;
     if (err > worst_err) {
       worst_err = err;
@@ -248,17 +251,17 @@ void check_forward_backward(const std::string& what, nn::Module<T, Cpu>& cpu, nn
 
 // CHECK_AGREE("output", cpu_tensor, gpu_tensor, rtol): a failure names the
 // worst element. CHECK_AGREE_FLOOR also takes the floor of the scale.
-#define CHECK_AGREE_FLOOR(what, cpu, gpu, rtol, floor)                                          \
-  do {                                                                                          \
+#define CHECK_AGREE_FLOOR(what, cpu, gpu, rtol, floor)                                           \
+  do {                                                                                           \
     const auto rescnn_agreement_ = ::rescnn::cuda_testing::agree((cpu), (gpu), (rtol), (floor)); \
-    INFO(what << ": " << rescnn_agreement_.message);                                            \
-    CHECK(rescnn_agreement_.ok);                                                                \
+    INFO(what << ": " << rescnn_agreement_.message);                                             \
+    CHECK(rescnn_agreement_.ok);                                                                 \
   } while (false)
 #define CHECK_AGREE(what, cpu, gpu, rtol) CHECK_AGREE_FLOOR(what, cpu, gpu, rtol, 0.0)
-#define CHECK_SCALAR_AGREE(what, cpu, gpu, rtol)                                                           \
-  do {                                                                                                     \
-    const auto rescnn_agreement_ =                                                                         \
+#define CHECK_SCALAR_AGREE(what, cpu, gpu, rtol)                                                          \
+  do {                                                                                                    \
+    const auto rescnn_agreement_ =                                                                        \
         ::rescnn::cuda_testing::agree_scalar(static_cast<double>(cpu), static_cast<double>(gpu), (rtol)); \
-    INFO(what << ": " << rescnn_agreement_.message);                                                       \
-    CHECK(rescnn_agreement_.ok);                                                                           \
+    INFO(what << ": " << rescnn_agreement_.message);                                                      \
+    CHECK(rescnn_agreement_.ok);                                                                          \
   } while (false)

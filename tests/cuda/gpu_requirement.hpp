@@ -28,7 +28,8 @@ struct GpuDecision {
 // value but "" and "0" requires a GPU.
 inline GpuDecision decide_gpu(const cuda::DeviceQuery& query, const char* require_env) {
   if (query.usable()) return {GpuVerdict::kRun, ""};
-  const bool required = require_env != nullptr && std::strcmp(require_env, "") != 0 && std::strcmp(require_env, "0") != 0;
+  const bool required =
+      require_env != nullptr && std::strcmp(require_env, "") != 0 && std::strcmp(require_env, "0") != 0;
   if (required)
     return {GpuVerdict::kFail, "FAILED: RESCNN_REQUIRE_GPU=" + std::string(require_env) +
                                    " but no CUDA device can be used (cudaGetDeviceCount: " + query.reason() + ")"};

@@ -140,8 +140,7 @@ TEMPLATE_TEST_CASE("With workspace limit 0, convolutions run algorithms that nee
   }
 }
 
-TEST_CASE("Every pass runs under the math type it was searched under, whatever ran before it",
-          "[cuda][conv2d][math]") {
+TEST_CASE("Every pass runs under the math type it was searched under, whatever ran before it", "[cuda][conv2d][math]") {
   SettingsGuard guard;
   cuda::set_deterministic(true);  // heuristic choice: no timing noise between the two orders
   for (bool tf32 : {false, true}) {
@@ -195,12 +194,12 @@ TEST_CASE("Deterministic mode: deterministic algorithms only, and the same bits 
       cuda::detail::ConvPlanCache::instance().clear();
       manual_seed(5);
       nn::Sequential<float, Cuda> net;
-      net.push_back(std::make_shared<nn::Conv2d<float, Cuda>>(nn::Conv2dOptions{
-          .in_channels = 8, .out_channels = 32, .kernel_size = 3, .stride = 1, .padding = 1}));
+      net.push_back(std::make_shared<nn::Conv2d<float, Cuda>>(
+          nn::Conv2dOptions{.in_channels = 8, .out_channels = 32, .kernel_size = 3, .stride = 1, .padding = 1}));
       net.push_back(std::make_shared<nn::BatchNorm2d<float, Cuda>>(32));
       net.push_back(std::make_shared<nn::ReLU<float, Cuda>>());
-      net.push_back(std::make_shared<nn::Conv2d<float, Cuda>>(nn::Conv2dOptions{
-          .in_channels = 32, .out_channels = 16, .kernel_size = 3, .stride = 2, .padding = 1}));
+      net.push_back(std::make_shared<nn::Conv2d<float, Cuda>>(
+          nn::Conv2dOptions{.in_channels = 32, .out_channels = 16, .kernel_size = 3, .stride = 2, .padding = 1}));
       net.train(true);
       const auto x = normal<float>({16, 8, 20, 20}, 7).to<Cuda>();
       std::vector<float> out;

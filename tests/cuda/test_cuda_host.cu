@@ -106,8 +106,8 @@ TEST_CASE("The first candidate that meets every constraint is chosen", "[cuda-ho
   const AlgoConstraints fp32{.allow_tensor_ops = false, .deterministic = false, .workspace_limit = 1000};
   const std::vector<cudnnConvolutionFwdAlgoPerf_t> results{
       perf(kFft, CUDNN_STATUS_NOT_SUPPORTED, 0, CUDNN_DEFAULT_MATH),
-      perf(kWinograd, CUDNN_STATUS_SUCCESS, 0, CUDNN_TENSOR_OP_MATH),             // tensor cores
-      perf(kGemm, CUDNN_STATUS_SUCCESS, 5000, CUDNN_DEFAULT_MATH),                // too much workspace
+      perf(kWinograd, CUDNN_STATUS_SUCCESS, 0, CUDNN_TENSOR_OP_MATH),  // tensor cores
+      perf(kGemm, CUDNN_STATUS_SUCCESS, 5000, CUDNN_DEFAULT_MATH),     // too much workspace
       perf(kImplicit, CUDNN_STATUS_SUCCESS, 1000, CUDNN_DEFAULT_MATH, CUDNN_NON_DETERMINISTIC),
       perf(kGemm, CUDNN_STATUS_SUCCESS, 10, CUDNN_DEFAULT_MATH)};
   SECTION("default mode: the fastest that fits, without tensor cores") {
@@ -138,8 +138,8 @@ TEST_CASE("The first candidate that meets every constraint is chosen", "[cuda-ho
   SECTION("down-conversion to half precision is never chosen") {
     auto t = fp32;
     t.allow_tensor_ops = true;
-    const auto c = pick_fwd({perf(kGemm, CUDNN_STATUS_SUCCESS, 0, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)}, t,
-                            CUDNN_DEFAULT_MATH);
+    const auto c =
+        pick_fwd({perf(kGemm, CUDNN_STATUS_SUCCESS, 0, CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)}, t, CUDNN_DEFAULT_MATH);
     CHECK_FALSE(c.tuned);
   }
   SECTION("workspace limit 0 admits only algorithms that need none") {
@@ -190,9 +190,7 @@ TEST_CASE("When no algorithm qualifies, the error names the reason that applies"
     CHECK_THAT(m, Catch::Contains("1 use tensor cores, which TF32 off"));
     CHECK_THAT(m, !Catch::Contains("workspace than"));
   }
-  SECTION("no candidates at all") {
-    CHECK_THAT(explain({}, c), Catch::Contains("cuDNN offered no candidates"));
-  }
+  SECTION("no candidates at all") { CHECK_THAT(explain({}, c), Catch::Contains("cuDNN offered no candidates")); }
 }
 
 // ---- 32-bit indices ------------------------------------------------------------
@@ -212,8 +210,7 @@ bool loop_terminates(std::uint64_t n, std::uint64_t first, std::uint64_t stride)
 
 }  // namespace
 
-TEST_CASE("Kernels count in 32 bits only when the step past the last element cannot wrap",
-          "[cuda-host][batchnorm]") {
+TEST_CASE("Kernels count in 32 bits only when the step past the last element cannot wrap", "[cuda-host][batchnorm]") {
   constexpr std::uint64_t kU32 = std::numeric_limits<std::uint32_t>::max();
   const index_t stride = 132 * 32 * 256;  // an H200's largest grid-stride: 132 SMs x 32 blocks x 256 threads
   CHECK(fits_uint32_loop(0, stride));

@@ -44,8 +44,7 @@ std::pair<std::shared_ptr<M<T, Cpu>>, std::shared_ptr<M<T, Cuda>>> make_both(boo
 // Builds M<T, *>(args...) on both devices, sets the mode, and compares two
 // forward/backward passes on input x.
 template <template <class, class> class M, class T, class... Args>
-void check_layer(const std::string& what, const Tensor<T, Cpu>& x, bool training, bool randomise,
-                 const Args&... args) {
+void check_layer(const std::string& what, const Tensor<T, Cpu>& x, bool training, bool randomise, const Args&... args) {
   auto [cpu, gpu] = make_both<M, T>(randomise, args...);
   cpu->train(training);
   gpu->train(training);
@@ -71,8 +70,13 @@ TEMPLATE_TEST_CASE("Conv2d agrees with the CPU: all geometries, with and without
     Shape input;
   };
   const auto opts = [](index_t in, index_t out, Size2 k, Size2 s, Size2 p, Size2 d = 1, index_t groups = 1) {
-    return nn::Conv2dOptions{.in_channels = in, .out_channels = out, .kernel_size = k, .stride = s, .padding = p,
-                             .dilation = d, .groups = groups};
+    return nn::Conv2dOptions{.in_channels = in,
+                             .out_channels = out,
+                             .kernel_size = k,
+                             .stride = s,
+                             .padding = p,
+                             .dilation = d,
+                             .groups = groups};
   };
   const std::vector<Case> cases{
       {"3x3 pad 1", opts(8, 16, 3, 1, 1), {4, 8, 12, 12}},
@@ -153,12 +157,10 @@ TEMPLATE_TEST_CASE("BatchNorm2d agrees with the CPU: train and eval, running sta
     check_layer<nn::BatchNorm2d, T>("BatchNorm2d affine", x, training, true, nn::BatchNorm2dOptions{.num_features = 6});
     check_layer<nn::BatchNorm2d, T>("BatchNorm2d affine=false", x, training, true,
                                     nn::BatchNorm2dOptions{.num_features = 6, .affine = false});
-    check_layer<nn::BatchNorm2d, T>("BatchNorm2d track_running_stats=false (batch statistics in eval too)", x,
-                                    training, true,
-                                    nn::BatchNorm2dOptions{.num_features = 6, .track_running_stats = false});
-    check_layer<nn::BatchNorm2d, T>(
-        "BatchNorm2d eps 1e-3, momentum 0.3", x, training, true,
-        nn::BatchNorm2dOptions{.num_features = 6, .eps = 1e-3, .momentum = 0.3});
+    check_layer<nn::BatchNorm2d, T>("BatchNorm2d track_running_stats=false (batch statistics in eval too)", x, training,
+                                    true, nn::BatchNorm2dOptions{.num_features = 6, .track_running_stats = false});
+    check_layer<nn::BatchNorm2d, T>("BatchNorm2d eps 1e-3, momentum 0.3", x, training, true,
+                                    nn::BatchNorm2dOptions{.num_features = 6, .eps = 1e-3, .momentum = 0.3});
     // Far from zero: a one-pass E[x^2] - E[x]^2 variance in float loses the
     // digits that the CPU's two-pass double statistics keep.
     check_layer<nn::BatchNorm2d, T>("BatchNorm2d, input of mean 4 and std 0.5", normal_input<T>(s, 6, 4.0, 0.5),
@@ -231,8 +233,7 @@ TEMPLATE_TEST_CASE("add, add_ and add_relu_ agree with the CPU", "[cuda][activat
 
 // ---- pooling -----------------------------------------------------------------
 
-TEMPLATE_TEST_CASE("MaxPool2d agrees with the CPU: argmax, padding as -inf, ties", "[cuda][pooling]", float,
-                   double) {
+TEMPLATE_TEST_CASE("MaxPool2d agrees with the CPU: argmax, padding as -inf, ties", "[cuda][pooling]", float, double) {
   using T = TestType;
   struct Case {
     const char* name;
@@ -240,12 +241,15 @@ TEMPLATE_TEST_CASE("MaxPool2d agrees with the CPU: argmax, padding as -inf, ties
     Shape input;
   };
   const std::vector<Case> cases{
-      {"3x3 stride 2 pad 1 (ResNet stem), odd input", {.kernel_size = 3, .stride = Size2(2), .padding = 1}, {2, 4, 13, 13}},
+      {"3x3 stride 2 pad 1 (ResNet stem), odd input",
+       {.kernel_size = 3, .stride = Size2(2), .padding = 1},
+       {2, 4, 13, 13}},
       {"3x3 stride 2 pad 1, even input", {.kernel_size = 3, .stride = Size2(2), .padding = 1}, {2, 4, 16, 16}},
       {"2x2 stride 2", {.kernel_size = 2}, {2, 3, 9, 8}},
       {"3x3 stride 1 pad 1 (overlapping)", {.kernel_size = 3, .stride = Size2(1), .padding = 1}, {2, 3, 7, 9}},
       {"3x3 stride 2 dilation 2", {.kernel_size = 3, .stride = Size2(2), .padding = 1, .dilation = 2}, {2, 3, 11, 11}},
-      {"asymmetric 2x3 stride (1, 2)", {.kernel_size = Size2(2, 3), .stride = Size2(1, 2), .padding = Size2(1, 1)},
+      {"asymmetric 2x3 stride (1, 2)",
+       {.kernel_size = Size2(2, 3), .stride = Size2(1, 2), .padding = Size2(1, 1)},
        {1, 2, 6, 9}},
   };
   for (const auto& c : cases) {
@@ -289,17 +293,17 @@ TEMPLATE_TEST_CASE("AvgPool2d agrees with the CPU, count_include_pad both ways",
   };
   for (const auto& c : cases) {
     for (bool include_pad : {true, false}) {
-      const nn::AvgPool2dOptions o{.kernel_size = c.kernel, .stride = c.stride, .padding = c.padding,
-                                   .count_include_pad = include_pad};
-      check_layer<nn::AvgPool2d, T>(std::string("AvgPool2d ") + c.name +
-                                        (include_pad ? ", count_include_pad" : ", count_include_pad=False"),
-                                    normal_input<T>(c.input), true, false, o);
+      const nn::AvgPool2dOptions o{
+          .kernel_size = c.kernel, .stride = c.stride, .padding = c.padding, .count_include_pad = include_pad};
+      check_layer<nn::AvgPool2d, T>(
+          std::string("AvgPool2d ") + c.name + (include_pad ? ", count_include_pad" : ", count_include_pad=False"),
+          normal_input<T>(c.input), true, false, o);
     }
   }
 }
 
-TEMPLATE_TEST_CASE("AdaptiveAvgPool2d agrees with the CPU: global, divisor and non-divisor sizes",
-                   "[cuda][pooling]", float, double) {
+TEMPLATE_TEST_CASE("AdaptiveAvgPool2d agrees with the CPU: global, divisor and non-divisor sizes", "[cuda][pooling]",
+                   float, double) {
   using T = TestType;
   struct Case {
     const char* name;
@@ -307,12 +311,9 @@ TEMPLATE_TEST_CASE("AdaptiveAvgPool2d agrees with the CPU: global, divisor and n
     Shape input;
   };
   const std::vector<Case> cases{
-      {"7x7 -> 1x1 (global)", 1, {4, 16, 7, 7}},
-      {"2x2 -> 1x1", 1, {4, 8, 2, 2}},
-      {"8x8 -> 2x2 (divisor)", 2, {2, 4, 8, 8}},
-      {"7x7 -> 3x3 (non-divisor: overlapping bins)", 3, {2, 4, 7, 7}},
-      {"11x8 -> 5x3", {5, 3}, {2, 3, 11, 8}},
-      {"3x3 -> 4x4 (more bins than inputs)", 4, {2, 3, 3, 3}},
+      {"7x7 -> 1x1 (global)", 1, {4, 16, 7, 7}}, {"2x2 -> 1x1", 1, {4, 8, 2, 2}},
+      {"8x8 -> 2x2 (divisor)", 2, {2, 4, 8, 8}}, {"7x7 -> 3x3 (non-divisor: overlapping bins)", 3, {2, 4, 7, 7}},
+      {"11x8 -> 5x3", {5, 3}, {2, 3, 11, 8}},    {"3x3 -> 4x4 (more bins than inputs)", 4, {2, 3, 3, 3}},
   };
   for (const auto& c : cases)
     check_layer<nn::AdaptiveAvgPool2d, T>(std::string("AdaptiveAvgPool2d ") + c.name, normal_input<T>(c.input), true,
@@ -331,7 +332,8 @@ TEMPLATE_TEST_CASE("Linear agrees with the CPU, with and without bias", "[cuda][
                                nn::LinearOptions{512, 1000, bias});
     check_layer<nn::Linear, T>("Linear, batch of one" + b, normal_input<T>({1, 7}), true, false,
                                nn::LinearOptions{7, 5, bias});
-    check_layer<nn::Linear, T>("Linear 1 -> 1" + b, normal_input<T>({4, 1}), true, false, nn::LinearOptions{1, 1, bias});
+    check_layer<nn::Linear, T>("Linear 1 -> 1" + b, normal_input<T>({4, 1}), true, false,
+                               nn::LinearOptions{1, 1, bias});
   }
 }
 
@@ -357,11 +359,8 @@ TEMPLATE_TEST_CASE("CrossEntropyLoss agrees with the CPU: value and gradient", "
     double logit_scale;
   };
   const std::vector<Case> cases{
-      {"16 x 10", 16, 10, 3.0},
-      {"7 x 1000 classes", 7, 1000, 5.0},
-      {"large logits (log-sum-exp)", 5, 3, 200.0},
-      {"one row", 1, 10, 1.0},
-      {"300 rows", 300, 10, 2.0},
+      {"16 x 10", 16, 10, 3.0}, {"7 x 1000 classes", 7, 1000, 5.0}, {"large logits (log-sum-exp)", 5, 3, 200.0},
+      {"one row", 1, 10, 1.0},  {"300 rows", 300, 10, 2.0},
   };
   for (const auto& c : cases) {
     INFO(c.name);
@@ -421,8 +420,8 @@ TEMPLATE_TEST_CASE("Residual blocks agree with the CPU: identity and projection 
                                    nn::BottleneckOptions{16, 8, 2, true});
     check_layer<nn::Bottleneck, T>("Bottleneck grouped (groups 2) downsample stride 2", normal_input<T>({2, 16, 9, 9}),
                                    training, true, nn::BottleneckOptions{16, 8, 2, true, 2, 64});
-    check_layer<nn::ResNeXtBlock, T>("ResNeXtBlock identity (4 groups)", normal_input<T>({2, 16, 8, 8}), training,
-                                     true, nn::ResNeXtBlockOptions{16, 16, 4, 1.0, false, 1});
+    check_layer<nn::ResNeXtBlock, T>("ResNeXtBlock identity (4 groups)", normal_input<T>({2, 16, 8, 8}), training, true,
+                                     nn::ResNeXtBlockOptions{16, 16, 4, 1.0, false, 1});
     check_layer<nn::ResNeXtBlock, T>("ResNeXtBlock 1x1conv stride 2", normal_input<T>({2, 8, 9, 9}), training, true,
                                      nn::ResNeXtBlockOptions{8, 16, 4, 0.5, true, 2});
     check_layer<nn::PreActBlock, T>("PreActBlock identity", normal_input<T>({4, 8, 8, 8}), training, true,

@@ -38,8 +38,8 @@ std::vector<T> tricky_values() {
   using L = std::numeric_limits<T>;
   std::vector<T> v;
   if constexpr (std::is_floating_point_v<T>)
-    v = {T(0), -T(0), L::infinity(), -L::infinity(), L::quiet_NaN(), L::max(), L::lowest(), L::min(),
-         L::denorm_min(), L::epsilon(), T(1) / T(3)};
+    v = {T(0),        -T(0),    L::infinity(),   -L::infinity(), L::quiet_NaN(), L::max(),
+         L::lowest(), L::min(), L::denorm_min(), L::epsilon(),   T(1) / T(3)};
   else
     v = {T(0), T(-1), L::max(), L::min(), static_cast<T>(L::max() / 3), T(12345)};
   for (int i = 0; i < 1000; ++i) v.push_back(static_cast<T>(i * 7 - 3000));
@@ -52,7 +52,7 @@ void check_round_trip() {
   const auto host = Tensor<T>::from_vector({static_cast<index_t>(values.size())}, values);
   const Tensor<T, Cuda> device = host.template to<Cuda>();
   CHECK(device.shape() == host.shape());
-  CHECK(same_bytes(device.to_vector(), values));                 // device -> host vector
+  CHECK(same_bytes(device.to_vector(), values));                     // device -> host vector
   CHECK(same_bytes(device.template to<Cpu>().to_vector(), values));  // device -> host tensor
   CHECK(same_bytes(device.cpu().to_vector(), values));
   // Created on the device directly (copy on the compute stream, not the

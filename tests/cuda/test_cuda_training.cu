@@ -248,20 +248,24 @@ std::unique_ptr<optim::Optimizer<T, D>> make_optimizer(OptKind k,
       return std::make_unique<optim::SGD<T, D>>(std::move(params),
                                                 optim::SGDOptions{.lr = 0.05, .momentum = 0.8, .dampening = 0.1});
     case OptKind::Adam:
-      return std::make_unique<optim::Adam<T, D>>(std::move(params), optim::AdamOptions{.lr = 1e-3, .weight_decay = 1e-4});
+      return std::make_unique<optim::Adam<T, D>>(std::move(params),
+                                                 optim::AdamOptions{.lr = 1e-3, .weight_decay = 1e-4});
     case OptKind::AdamAmsgrad:
       return std::make_unique<optim::Adam<T, D>>(std::move(params), optim::AdamOptions{.lr = 2e-3, .amsgrad = true});
     case OptKind::AdamW:
-      return std::make_unique<optim::AdamW<T, D>>(std::move(params), optim::AdamWOptions{.lr = 1e-3, .weight_decay = 1e-2});
+      return std::make_unique<optim::AdamW<T, D>>(std::move(params),
+                                                  optim::AdamWOptions{.lr = 1e-3, .weight_decay = 1e-2});
     case OptKind::AdamWAmsgrad:
       return std::make_unique<optim::AdamW<T, D>>(
-          std::move(params), optim::AdamWOptions{.lr = 1e-3, .betas = {0.8, 0.99}, .weight_decay = 0.1, .amsgrad = true});
+          std::move(params),
+          optim::AdamWOptions{.lr = 1e-3, .betas = {0.8, 0.99}, .weight_decay = 0.1, .amsgrad = true});
   }
   return nullptr;
 }
 
-const std::vector<OptKind> kAllOptimizers{OptKind::Sgd,  OptKind::SgdNesterov, OptKind::SgdPlain, OptKind::SgdDampening,
-                                          OptKind::Adam, OptKind::AdamAmsgrad,  OptKind::AdamW,    OptKind::AdamWAmsgrad};
+const std::vector<OptKind> kAllOptimizers{OptKind::Sgd,          OptKind::SgdNesterov, OptKind::SgdPlain,
+                                          OptKind::SgdDampening, OptKind::Adam,        OptKind::AdamAmsgrad,
+                                          OptKind::AdamW,        OptKind::AdamWAmsgrad};
 
 }  // namespace
 
@@ -304,9 +308,10 @@ TEST_CASE("Three SGD steps of d2l ResNet-18 and ResNet-50 agree with the CPU in 
 
 // ---- whole models, float: what a float step can be held to ------------------
 
-TEST_CASE("Float training steps of d2l ResNet-18 and ResNet-50: logits, loss and running statistics agree, and "
-          "steps after the first allocate nothing",
-          "[cuda][training][models][allocator]") {
+TEST_CASE(
+    "Float training steps of d2l ResNet-18 and ResNet-50: logits, loss and running statistics agree, and "
+    "steps after the first allocate nothing",
+    "[cuda][training][models][allocator]") {
   using T = float;
   // Logits and running statistics relative to their scale, the loss
   // relative: measured (float vs double) d2l 2.7e-6 / 9e-7 / 5e-7, so 1e-4;
@@ -357,8 +362,7 @@ TEST_CASE("Float training steps of d2l ResNet-18 and ResNet-50: logits, loss and
 
 // ---- a small network with every optimizer ----------------------------------
 
-TEST_CASE("Three steps of a small network agree with the CPU for every optimizer (double)",
-          "[cuda][training][optim]") {
+TEST_CASE("Three steps of a small network agree with the CPU for every optimizer (double)", "[cuda][training][optim]") {
   using T = double;
   // Distances of rounding size, amplified little by a network this shallow
   // (d2l ResNet-18 gives 1e-14): 1e-10 for losses, 1e-9 for the rest.
@@ -428,12 +432,12 @@ TEMPLATE_TEST_CASE("Optimizer updates agree with the CPU given the same gradient
         opt_cpu->step();
         opt_gpu->step();
         INFO("step " << step + 1);
-        for (std::size_t i = 0; i < shapes.size(); ++i)
-          CHECK_AGREE("parameter p" << i, pc[i].value, pg[i].value, rtol);
+        for (std::size_t i = 0; i < shapes.size(); ++i) CHECK_AGREE("parameter p" << i, pc[i].value, pg[i].value, rtol);
         auto sc = opt_cpu->named_state();
         auto sg = opt_gpu->named_state();
         REQUIRE(sc.size() == sg.size());
-        for (std::size_t i = 0; i < sc.size(); ++i) CHECK_AGREE("state " << sc[i].first, *sc[i].second, *sg[i].second, rtol);
+        for (std::size_t i = 0; i < sc.size(); ++i)
+          CHECK_AGREE("state " << sc[i].first, *sc[i].second, *sg[i].second, rtol);
       }
     }
   }
@@ -521,7 +525,9 @@ TEST_CASE("The Trainer trains an epoch on the GPU as on the CPU", "[cuda][traini
   std::vector<std::int64_t> allocations;
   const auto run = [](auto& model, auto& optimizer, std::vector<double>& losses, std::vector<std::int64_t>* allocs) {
     SyntheticData data;
-    train::Trainer trainer({.max_epochs = 1, .progress = train::ProgressMode::Silent, .log = nullptr,
+    train::Trainer trainer({.max_epochs = 1,
+                            .progress = train::ProgressMode::Silent,
+                            .log = nullptr,
                             .on_step = [&](std::int64_t, std::int64_t, double loss) {
                               losses.push_back(loss);
                               if (allocs) allocs->push_back(cuda::memory_stats().device_allocations);

@@ -33,22 +33,23 @@ std::size_t count_differences(const std::vector<float>& a, const std::vector<flo
 
 }  // namespace
 
-TEST_CASE("Units compiled with and without -march=x86-64-v3 compute the same bits at every vector level", "[odr][isa]") {
+TEST_CASE("Units compiled with and without -march=x86-64-v3 compute the same bits at every vector level",
+          "[odr][isa]") {
   for (const cpu::Isa level : testing::float_levels()) DYNAMIC_SECTION("isa=" << cpu::isa_name(level)) {
-    cpu::Isa used_baseline{}, used_v3{};
-    const auto baseline = odr::unit_baseline(level, &used_baseline);
-    const auto v3 = odr::unit_x86_64_v3(level, &used_v3);
-    // Both units compile every level (x86-64-v3 is within avx2's features).
-    CHECK(used_baseline == level);
-    CHECK(used_v3 == level);
-    // The generic level is Eigen compiled with each unit's flags (SSE2 here,
-    // AVX2 there): it rounds differently, as Eigen does in any program
-    // (README: "CPU kernels"). The vector levels must agree bit for bit.
-    if (level == cpu::Isa::generic) continue;
-    const std::size_t differ = count_differences(baseline, v3);
-    INFO(differ << " of " << baseline.size() << " values differ");
-    CHECK(differ == 0);
-  }
+      cpu::Isa used_baseline{}, used_v3{};
+      const auto baseline = odr::unit_baseline(level, &used_baseline);
+      const auto v3 = odr::unit_x86_64_v3(level, &used_v3);
+      // Both units compile every level (x86-64-v3 is within avx2's features).
+      CHECK(used_baseline == level);
+      CHECK(used_v3 == level);
+      // The generic level is Eigen compiled with each unit's flags (SSE2 here,
+      // AVX2 there): it rounds differently, as Eigen does in any program
+      // (README: "CPU kernels"). The vector levels must agree bit for bit.
+      if (level == cpu::Isa::generic) continue;
+      const std::size_t differ = count_differences(baseline, v3);
+      INFO(differ << " of " << baseline.size() << " values differ");
+      CHECK(differ == 0);
+    }
 }
 
 TEST_CASE("A unit compiled with -march=native computes the same bits as one without", "[odr][isa]") {

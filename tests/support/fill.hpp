@@ -39,11 +39,16 @@ void fill_entry(const std::string& name, Tensor<T, D>& t) {
   for (int a = 1; a < t.rank(); ++a) fan_in *= static_cast<double>(t.dim(a));
   for (std::size_t i = 0; i < v.size(); ++i) {
     double x;
-    if (t.rank() >= 2) x = fill_value(name, i, std::sqrt(3.0 / fan_in));
-    else if (ends_with("running_mean")) x = fill_value(name, i, 0.1);
-    else if (ends_with("running_var")) x = 1.0 + fill_value(name, i, 0.25);
-    else if (is_bn) x = 1.0 + fill_value(name, i, 0.2);  // a BatchNorm weight (rank 1, not a bias)
-    else x = fill_value(name, i, 0.1);                    // conv, linear and BatchNorm biases
+    if (t.rank() >= 2)
+      x = fill_value(name, i, std::sqrt(3.0 / fan_in));
+    else if (ends_with("running_mean"))
+      x = fill_value(name, i, 0.1);
+    else if (ends_with("running_var"))
+      x = 1.0 + fill_value(name, i, 0.25);
+    else if (is_bn)
+      x = 1.0 + fill_value(name, i, 0.2);  // a BatchNorm weight (rank 1, not a bias)
+    else
+      x = fill_value(name, i, 0.1);                // conv, linear and BatchNorm biases
     v[i] = static_cast<T>(static_cast<float>(x));  // the fixtures' weights are fp32 values, also in fp64 runs
   }
   t = Tensor<T, D>::from_vector(t.shape(), v);

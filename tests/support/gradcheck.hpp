@@ -20,8 +20,8 @@
 namespace rescnn::testing {
 
 struct GradCheckOptions {
-  double step = 1e-5;   // central-difference step h
-  double rtol = 1e-6;   // |analytic - numeric| <= atol + rtol * |numeric|
+  double step = 1e-5;  // central-difference step h
+  double rtol = 1e-6;  // |analytic - numeric| <= atol + rtol * |numeric|
   double atol = 1e-7;
   std::uint64_t seed = 1234;
 };
@@ -128,8 +128,10 @@ inline Tensor<double> away_from_zero(const Shape& s, Generator& gen, double gap 
 inline Tensor<double> distinct_values(const Shape& s, Generator& gen) {
   const index_t n = s.numel();
   std::vector<double> v(static_cast<std::size_t>(n));
-  for (index_t i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = -1.0 + 2.0 * static_cast<double>(i) / static_cast<double>(n);
-  for (index_t i = n - 1; i > 0; --i) std::swap(v[static_cast<std::size_t>(i)], v[gen.uniform_int(static_cast<std::uint64_t>(i + 1))]);
+  for (index_t i = 0; i < n; ++i)
+    v[static_cast<std::size_t>(i)] = -1.0 + 2.0 * static_cast<double>(i) / static_cast<double>(n);
+  for (index_t i = n - 1; i > 0; --i)
+    std::swap(v[static_cast<std::size_t>(i)], v[gen.uniform_int(static_cast<std::uint64_t>(i + 1))]);
   return Tensor<double>::from_vector(s, v);
 }
 

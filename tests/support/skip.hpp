@@ -12,9 +12,9 @@
 
 #include <iostream>
 
-#define RESCNN_SKIP(reason)                                        \
-  do {                                                             \
-    std::cout << "RESCNN-SKIPPED: " << reason << std::endl;        \
-    SUCCEED("skipped: " << reason);                                \
-    return;                                                        \
+#define RESCNN_SKIP(reason)                                 \
+  do {                                                      \
+    std::cout << "RESCNN-SKIPPED: " << reason << std::endl; \
+    SUCCEED("skipped: " << reason);                         \
+    return;                                                 \
   } while (false)

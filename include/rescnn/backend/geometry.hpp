@@ -19,9 +19,7 @@ struct Size2 {
   friend constexpr bool operator==(const Size2&, const Size2&) = default;
 };
 
-inline std::ostream& operator<<(std::ostream& os, const Size2& s) {
-  return os << "(" << s.h << ", " << s.w << ")";
-}
+inline std::ostream& operator<<(std::ostream& os, const Size2& s) { return os << "(" << s.h << ", " << s.w << ")"; }
 
 // Output extent of a sliding window along one axis (floor mode, as PyTorch).
 inline index_t window_output_extent(index_t in, index_t kernel, index_t stride, index_t pad, index_t dilation) {
@@ -46,12 +44,8 @@ struct Conv2dGeometry {
   Shape weight_shape() const { return {out_channels, in_channels_per_group(), kernel.h, kernel.w}; }
   // A 1x1, stride-1, unpadded convolution needs no im2col: the input is
   // already the patch matrix.
-  bool is_pointwise() const {
-    return kernel == Size2(1) && stride == Size2(1) && padding == Size2(0);
-  }
-  double macs() const {
-    return static_cast<double>(batch) * out_channels * out_plane() * patch_size();
-  }
+  bool is_pointwise() const { return kernel == Size2(1) && stride == Size2(1) && padding == Size2(0); }
+  double macs() const { return static_cast<double>(batch) * out_channels * out_plane() * patch_size(); }
 };
 
 struct Pool2dGeometry {

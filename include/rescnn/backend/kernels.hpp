@@ -25,9 +25,9 @@
 // when absent. A kernel's result must not depend on the thread count (CPU)
 // or, in deterministic mode, on the run (CUDA). T is float or double.
 //
-// Inside the CPU backend, the float kernels with vector bodies (GEMM,
-// convolutions) choose their instruction set at run time
-// (backend/cpu/isa.hpp, float_kernels.hpp); that choice is invisible here.
+// Inside the CPU backend, the float kernels choose their instruction set at
+// run time (backend/cpu/isa.hpp, float_kernels.hpp); that choice is
+// invisible here.
 #pragma once
 
 #include <cstdint>
@@ -40,18 +40,25 @@
 namespace rescnn::cpu {
 
 // ---- element-wise (n elements) ----------------------------------------------------------------------------
-template <class T> void relu_forward(index_t n, const T* x, T* y);                // y = max(x, 0)
-template <class T> void relu_backward(index_t n, const T* y, const T* dy, T* dx);  // dx = y > 0 ? dy : 0
-template <class T> void add(index_t n, const T* a, const T* b, T* out);            // out = a + b
-template <class T> void add_inplace(index_t n, T* out, const T* a);                // out += a
-template <class T> void add_relu_inplace(index_t n, T* out, const T* a);           // out = max(out + a, 0)
+template <class T>
+void relu_forward(index_t n, const T* x, T* y);  // y = max(x, 0)
+template <class T>
+void relu_backward(index_t n, const T* y, const T* dy, T* dx);  // dx = y > 0 ? dy : 0
+template <class T>
+void add(index_t n, const T* a, const T* b, T* out);  // out = a + b
+template <class T>
+void add_inplace(index_t n, T* out, const T* a);  // out += a
+template <class T>
+void add_relu_inplace(index_t n, T* out, const T* a);  // out = max(out + a, 0)
 
 // op(group.ptr, i) for each element i of each group (optimizer updates).
-template <class T, int K, class Op> void for_each_element(const std::vector<TensorGroup<T, K>>& groups, const Op& op);
+template <class T, int K, class Op>
+void for_each_element(const std::vector<TensorGroup<T, K>>& groups, const Op& op);
 
 // ---- convolution (Conv2dGeometry: batch, channels, planes, kernel, stride, padding, dilation, groups) ----
 // y = conv(x, w) + bias; bias may be null.
-template <class T> void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
+template <class T>
+void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
 // Adds into dw (and db when non-null); writes dx when non-null.
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
@@ -61,8 +68,7 @@ template <class T>
 void linear_forward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* bias, T* y);
 // Adds into dw and db (when non-null); writes dx when non-null.
 template <class T>
-void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db);
+void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
 
 // ---- batch normalisation (BatchNormSizes: batch, channels, plane) -----------------------------------------
 // Normalises with the batch's statistics; updates the running ones with
@@ -84,13 +90,19 @@ void batchnorm_backward(const BatchNormSizes& s, bool batch_statistics, const T*
 
 // ---- pooling (Pool2dGeometry) -----------------------------------------------------------------------------
 // argmax: the flat index within its input plane of each output's maximum.
-template <class T> void maxpool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);
-template <class T> void maxpool2d_backward(const Pool2dGeometry& g, const T* dy, const std::int32_t* argmax, T* dx);
-template <class T> void avgpool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* x, T* y);
-template <class T> void avgpool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* dy, T* dx);
+template <class T>
+void maxpool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax);
+template <class T>
+void maxpool2d_backward(const Pool2dGeometry& g, const T* dy, const std::int32_t* argmax, T* dx);
+template <class T>
+void avgpool2d_forward(const Pool2dGeometry& g, bool count_include_pad, const T* x, T* y);
+template <class T>
+void avgpool2d_backward(const Pool2dGeometry& g, bool count_include_pad, const T* dy, T* dx);
 // Output bin i covers inputs [floor(i * in / out), ceil((i + 1) * in / out)), as PyTorch's.
-template <class T> void adaptive_avgpool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
-template <class T> void adaptive_avgpool2d_backward(const Pool2dGeometry& g, const T* dy, T* dx);
+template <class T>
+void adaptive_avgpool2d_forward(const Pool2dGeometry& g, const T* x, T* y);
+template <class T>
+void adaptive_avgpool2d_backward(const Pool2dGeometry& g, const T* dy, T* dx);
 
 // ---- loss and metrics (logits [batch, classes], labels in [0, classes)) ---------------------------------
 // probs = softmax(logits) (kept for the backward pass); *loss (a host

@@ -9,7 +9,8 @@
 
 #if defined(RESCNN_CUDA) && RESCNN_CUDA
 #if !defined(__CUDACC__)
-#error "rescnn: RESCNN_CUDA is set, so this translation unit must be compiled by nvcc (a .cu file, or LANGUAGE CUDA in CMake)"
+#error \
+    "rescnn: RESCNN_CUDA is set, so this translation unit must be compiled by nvcc (a .cu file, or LANGUAGE CUDA in CMake)"
 #endif
 #define RESCNN_WITH_CUDA 1
 #else

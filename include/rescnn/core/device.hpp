@@ -9,9 +9,9 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <type_traits>
 #include <new>
 #include <string_view>
+#include <type_traits>
 
 #include "rescnn/backend/cpu/allocator.hpp"
 #include "rescnn/core/config.hpp"

@@ -20,8 +20,7 @@ class Shape {
   Shape() = default;  // rank 0: a scalar with one element
 
   Shape(std::initializer_list<index_t> dims) {
-    check<ShapeError>(dims.size() <= kMaxRank, "Shape: rank ", dims.size(),
-                      " exceeds the maximum rank ", kMaxRank);
+    check<ShapeError>(dims.size() <= kMaxRank, "Shape: rank ", dims.size(), " exceeds the maximum rank ", kMaxRank);
     for (index_t d : dims) {
       check<ShapeError>(d >= 0, "Shape: negative extent ", d, " in ", format(dims));
       dims_[rank_++] = d;
@@ -43,8 +42,7 @@ class Shape {
   int rank() const { return rank_; }
 
   index_t operator[](int axis) const {
-    check<ShapeError>(axis >= 0 && axis < rank_, "Shape: axis ", axis, " out of range for ",
-                      to_string());
+    check<ShapeError>(axis >= 0 && axis < rank_, "Shape: axis ", axis, " out of range for ", to_string());
     return dims_[axis];
   }
 

@@ -34,12 +34,18 @@ namespace rescnn {
 
 template <class T>
 constexpr const char* dtype_name() {
-  if constexpr (std::is_same_v<T, float>) return "float32";
-  else if constexpr (std::is_same_v<T, double>) return "float64";
-  else if constexpr (std::is_same_v<T, std::int64_t>) return "int64";
-  else if constexpr (std::is_same_v<T, std::int32_t>) return "int32";
-  else if constexpr (std::is_same_v<T, std::uint8_t>) return "uint8";
-  else return "unknown";
+  if constexpr (std::is_same_v<T, float>)
+    return "float32";
+  else if constexpr (std::is_same_v<T, double>)
+    return "float64";
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return "int64";
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return "int32";
+  else if constexpr (std::is_same_v<T, std::uint8_t>)
+    return "uint8";
+  else
+    return "unknown";
 }
 
 namespace detail {
@@ -49,8 +55,7 @@ template <class T, class D>
 class Storage {
  public:
   explicit Storage(index_t count)
-      : data_(static_cast<T*>(DeviceTraits<D>::allocate(static_cast<std::size_t>(count) * sizeof(T)))),
-        count_(count) {}
+      : data_(static_cast<T*>(DeviceTraits<D>::allocate(static_cast<std::size_t>(count) * sizeof(T)))), count_(count) {}
   // Memory that an upload from the host will fill: a GPU backend keeps it in
   // a pool whose reuse waits for its last reader, so the copy can run on its
   // own stream, overlapped with compute.
@@ -113,8 +118,8 @@ class Tensor {
 
   // Copies `values` (row-major) into a new tensor; the count must match.
   static Tensor from_vector(const Shape& shape, std::span<const T> values) {
-    check<ShapeError>(static_cast<index_t>(values.size()) == shape.numel(), "Tensor::from_vector: ",
-                      values.size(), " values given for shape ", shape, " which holds ", shape.numel());
+    check<ShapeError>(static_cast<index_t>(values.size()) == shape.numel(), "Tensor::from_vector: ", values.size(),
+                      " values given for shape ", shape, " which holds ", shape.numel());
     return from_host(shape, values.data());
   }
   static Tensor from_vector(const Shape& shape, std::initializer_list<T> values) {
@@ -177,8 +182,8 @@ class Tensor {
   Tensor slice(index_t begin, index_t end) const {
     require_defined("slice");
     check<ShapeError>(rank() >= 1, "Tensor::slice: a scalar has no first axis");
-    check<ShapeError>(0 <= begin && begin <= end && end <= shape_[0], "Tensor::slice: range [", begin, ", ",
-                      end, ") is outside the first axis of shape ", shape_);
+    check<ShapeError>(0 <= begin && begin <= end && end <= shape_[0], "Tensor::slice: range [", begin, ", ", end,
+                      ") is outside the first axis of shape ", shape_);
     std::vector<index_t> dims(shape_.begin(), shape_.end());
     dims[0] = end - begin;
     Tensor t = view();
@@ -226,8 +231,8 @@ class Tensor {
     } else if constexpr (is_cpu_v<D>) {
       Tensor<T, D2> t;
       t.shape_ = shape_;
-      t.storage_ = std::make_shared<detail::Storage<T, D2>>(shape_.numel(),
-                                                           typename detail::Storage<T, D2>::ForUpload{});
+      t.storage_ =
+          std::make_shared<detail::Storage<T, D2>>(shape_.numel(), typename detail::Storage<T, D2>::ForUpload{});
       DeviceTraits<D2>::upload(t.data(), data(), bytes());
       return t;
     } else {
@@ -249,11 +254,11 @@ class Tensor {
   // ---- element access (CPU only; for tests and glue, not kernels) ----------
 
   template <class... I>
-  T& operator()(I... idx) requires is_cpu_v<D> && (sizeof...(I) >= 1) {
+  T& operator()(I... idx) requires is_cpu_v<D> &&(sizeof...(I) >= 1) {
     return data()[flat_index(false, static_cast<index_t>(idx)...)];
   }
   template <class... I>
-  const T& operator()(I... idx) const requires is_cpu_v<D> && (sizeof...(I) >= 1) {
+  const T& operator()(I... idx) const requires is_cpu_v<D> &&(sizeof...(I) >= 1) {
     return data()[flat_index(false, static_cast<index_t>(idx)...)];
   }
   // As operator(), but checks rank and every index.
@@ -270,8 +275,7 @@ class Tensor {
   const T& operator[](index_t i) const requires is_cpu_v<D> { return data()[i]; }
 
   T item() const {
-    check<ShapeError>(numel() == 1, "Tensor::item: tensor of shape ", shape_, " has ", numel(),
-                      " elements, not one");
+    check<ShapeError>(numel() == 1, "Tensor::item: tensor of shape ", shape_, " has ", numel(), " elements, not one");
     T v;
     DeviceTraits<D>::copy_to_host(&v, data(), sizeof(T));
     return v;

@@ -90,13 +90,12 @@ inline ImageSet load_fashion_mnist(const std::filesystem::path& root, Split spli
   check<IoError>(images.dims.size() == 3, img, "expected 3 dimensions (count, height, width), found ",
                  images.dims.size());
   check<IoError>(labels.dims.size() == 1, lab, "expected 1 dimension (count), found ", labels.dims.size());
-  check<IoError>(images.dims[1] > 0 && images.dims[2] > 0, img, "images of size ", images.dims[1], "x",
-                 images.dims[2], " are empty");
-  check<IoError>(images.dims[0] == labels.dims[0], img, "holds ", images.dims[0], " images but '",
-                 label_file.string(), "' holds ", labels.dims[0], " labels");
+  check<IoError>(images.dims[1] > 0 && images.dims[2] > 0, img, "images of size ", images.dims[1], "x", images.dims[2],
+                 " are empty");
+  check<IoError>(images.dims[0] == labels.dims[0], img, "holds ", images.dims[0], " images but '", label_file.string(),
+                 "' holds ", labels.dims[0], " labels");
   for (std::size_t i = 0; i < labels.data.size(); ++i)
-    check<IoError>(labels.data[i] <= 9, lab, "label ", unsigned{labels.data[i]}, " at index ", i,
-                   " is outside 0..9");
+    check<IoError>(labels.data[i] <= 9, lab, "label ", unsigned{labels.data[i]}, " at index ", i, " is outside 0..9");
 
   ImageSet set;
   set.height = images.dims[1];

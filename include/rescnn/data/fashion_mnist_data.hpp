@@ -34,7 +34,7 @@ struct FashionMnistOptions {
   std::optional<std::pair<float, float>> normalize = std::nullopt;  // (mean, std) after scaling to [0, 1]
   std::int64_t limit = 0;       // > 0: train on the first `limit` images only (at most 60000)
   std::int64_t test_limit = 0;  // > 0: evaluate on the first `test_limit` test images (at most 10000)
-  std::uint64_t seed = 0;  // shuffling and augmentation of the train loader
+  std::uint64_t seed = 0;       // shuffling and augmentation of the train loader
   int prefetch = 2;
 };
 

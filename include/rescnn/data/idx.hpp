@@ -105,9 +105,8 @@ class IdxParser {
 
  private:
   void check_magic() {
-    check<IoError>(header_[0] == 0 && header_[1] == 0, where_, "bad magic: the file starts with ",
-                   hex_byte(header_[0]), " ", hex_byte(header_[1]),
-                   ", an IDX file starts with 0x00 0x00 (not an IDX file?)");
+    check<IoError>(header_[0] == 0 && header_[1] == 0, where_, "bad magic: the file starts with ", hex_byte(header_[0]),
+                   " ", hex_byte(header_[1]), ", an IDX file starts with 0x00 0x00 (not an IDX file?)");
     check<IoError>(header_[2] == 0x08, where_, "unsupported element type ", hex_byte(header_[2]), " (",
                    idx_type_name(header_[2]), "): only 0x08 (unsigned byte) is supported");
     check<IoError>(header_[3] >= 1 && header_[3] <= 4, where_, "number of dimensions ", unsigned{header_[3]},
@@ -122,8 +121,8 @@ class IdxParser {
                           std::int64_t{b[3]});
     }
     // The element count must fit a signed 64-bit index and a size_t.
-    constexpr std::uint64_t limit = std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(),
-                                                            std::numeric_limits<std::size_t>::max());
+    constexpr std::uint64_t limit =
+        std::min<std::uint64_t>(std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::size_t>::max());
     std::uint64_t total = 1;
     for (const std::int64_t dim : out_.dims) {
       const auto d = static_cast<std::uint64_t>(dim);
@@ -158,7 +157,7 @@ inline std::uint64_t max_inflated_size(std::size_t compressed) {
   constexpr std::uint64_t kMaxDeflateRatio = 1032;
   const std::uint64_t n = compressed;
   return n > std::numeric_limits<std::uint64_t>::max() / kMaxDeflateRatio ? std::numeric_limits<std::uint64_t>::max()
-                                                                            : n * kMaxDeflateRatio;
+                                                                          : n * kMaxDeflateRatio;
 }
 
 inline IdxArray parse_gzip_idx(std::span<const std::byte> bytes, const std::string& where) {
@@ -174,7 +173,7 @@ inline IdxArray parse_gzip_idx(std::span<const std::byte> bytes, const std::stri
 
   IdxParser parser(where, /*streaming=*/true, max_inflated_size(bytes.size()));
   std::array<std::uint8_t, 64 * 1024> chunk;
-  std::size_t consumed = 0;  // input handed to zlib so far
+  std::size_t consumed = 0;                               // input handed to zlib so far
   constexpr std::size_t kMaxFeed = std::size_t{1} << 30;  // avail_in is 32-bit
   while (ret != Z_STREAM_END) {
     if (zs.avail_in == 0 && consumed < bytes.size()) {
@@ -229,16 +228,16 @@ inline IdxArray read_idx(const std::filesystem::path& file) {
 
   errno = 0;
   std::ifstream in(file, std::ios::binary);
-  check<IoError>(in.is_open(), where, "cannot open the file: ",
-                 std::error_code(errno, std::generic_category()).message());
+  check<IoError>(in.is_open(), where,
+                 "cannot open the file: ", std::error_code(errno, std::generic_category()).message());
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
   check<IoError>(size >= 0, where, "cannot determine the size of the file");
   in.seekg(0, std::ios::beg);
   std::vector<std::byte> bytes(static_cast<std::size_t>(size));
   if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), size);
-  check<IoError>(in.good() || (size == 0 && !in.bad()), where, "cannot read the file: read ", in.gcount(), " of ",
-                 size, " bytes");
+  check<IoError>(in.good() || (size == 0 && !in.bad()), where, "cannot read the file: read ", in.gcount(), " of ", size,
+                 " bytes");
   return parse_idx(bytes, name);
 }
 

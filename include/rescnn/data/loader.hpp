@@ -58,8 +58,8 @@ struct Batch {
 struct LoaderOptions {
   std::int64_t batch_size = 128;
   bool shuffle = false;
-  bool drop_last = false;  // drop the last batch when it is smaller than batch_size
-  std::uint64_t seed = 0;  // order and augmentation
+  bool drop_last = false;   // drop the last batch when it is smaller than batch_size
+  std::uint64_t seed = 0;   // order and augmentation
   std::int64_t resize = 0;  // 0 = native size; otherwise a square output of this size (bilinear)
   bool antialias = false;   // antialiased resize when downscaling (torchvision >= 0.17 default)
   std::optional<std::pair<float, float>> normalize = std::nullopt;  // (mean, std), applied after scaling to [0, 1]
@@ -110,9 +110,9 @@ class DataLoader {
     check(set_->height > 0 && set_->width > 0, "DataLoader: image size ", set_->height, "x", set_->width,
           " must be positive");
     const auto n = static_cast<std::uint64_t>(set_->size());
-    check(set_->pixels.size() == n * static_cast<std::uint64_t>(set_->height * set_->width), "DataLoader: ",
-          set_->pixels.size(), " pixels for ", n, " images of ", set_->height, "x", set_->width, " (expected ",
-          n * static_cast<std::uint64_t>(set_->height * set_->width), ")");
+    check(set_->pixels.size() == n * static_cast<std::uint64_t>(set_->height * set_->width),
+          "DataLoader: ", set_->pixels.size(), " pixels for ", n, " images of ", set_->height, "x", set_->width,
+          " (expected ", n * static_cast<std::uint64_t>(set_->height * set_->width), ")");
     out_h_ = opt_.resize > 0 ? opt_.resize : set_->height;
     out_w_ = opt_.resize > 0 ? opt_.resize : set_->width;
     // Resizing to the same size is exactly the identity in PyTorch too.

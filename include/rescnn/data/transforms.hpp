@@ -182,8 +182,8 @@ struct CropOffset {
 inline void crop_at(const float* src, index_t h, index_t w, float* dst, index_t padding, CropOffset at) {
   detail::check_size("crop_at", "image", h, w);
   check(padding >= 0, "crop_at: padding ", padding, " is negative");
-  check(at.top >= 0 && at.top <= 2 * padding && at.left >= 0 && at.left <= 2 * padding, "crop_at: offset (",
-        at.top, ", ", at.left, ") is outside 0..", 2 * padding, " for padding ", padding);
+  check(at.top >= 0 && at.top <= 2 * padding && at.left >= 0 && at.left <= 2 * padding, "crop_at: offset (", at.top,
+        ", ", at.left, ") is outside 0..", 2 * padding, " for padding ", padding);
   const index_t dy = at.top - padding, dx = at.left - padding;  // source = destination + (dy, dx)
   for (index_t y = 0; y < h; ++y) {
     float* out = dst + y * w;

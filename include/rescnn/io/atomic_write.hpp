@@ -29,9 +29,7 @@
 
 namespace rescnn::io::detail {
 
-inline std::string errno_text(int err) {
-  return std::error_code(err, std::generic_category()).message();
-}
+inline std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
 
 // Writes `bytes` to `file` atomically (see the top of this header). Throws
 // IoError naming `file`; on failure the temporary is removed and an existing

@@ -35,8 +35,8 @@ namespace rescnn::io {
 inline constexpr std::string_view kCheckpointFormat = "rescnn-checkpoint-1";
 
 struct CheckpointInfo {
-  std::int64_t epoch = 0;        // epochs completed when it was written
-  Generator::State rng{};        // default_generator()'s state
+  std::int64_t epoch = 0;                      // epochs completed when it was written
+  Generator::State rng{};                      // default_generator()'s state
   std::map<std::string, std::string> extra{};  // caller's entries (stored as "extra.<key>")
 };
 
@@ -90,8 +90,8 @@ inline CheckpointInfo checkpoint_info(const SafeTensors& file) {
   check<IoError>(format != file.metadata().end(), "checkpoint '", file.source(),
                  "' is not a rescnn training checkpoint (no 'rescnn.format' metadata; a plain state dict "
                  "loads with io::load(model, path))");
-  check<IoError>(format->second == kCheckpointFormat, "checkpoint '", file.source(), "' has format '",
-                 format->second, "', this build reads '", kCheckpointFormat, "'");
+  check<IoError>(format->second == kCheckpointFormat, "checkpoint '", file.source(), "' has format '", format->second,
+                 "', this build reads '", kCheckpointFormat, "'");
   CheckpointInfo info;
   info.epoch = detail::parse_count(file, "epoch");
   info.rng = detail::parse_rng(file.meta("rng"), "checkpoint '" + file.source() + "': metadata 'rng'");
@@ -126,8 +126,8 @@ CheckpointInfo load_checkpoint(const SafeTensors& file, nn::Module<T, D>& model,
   const std::string where = "checkpoint '" + file.source() + "': ";
   CheckpointInfo info = checkpoint_info(file);
   const std::string saved_type = file.meta("optimizer.type");
-  check<IoError>(saved_type == optimizer.type_name(), where, "it holds ", saved_type,
-                 " state, but the optimizer is ", optimizer.type_name());
+  check<IoError>(saved_type == optimizer.type_name(), where, "it holds ", saved_type, " state, but the optimizer is ",
+                 optimizer.type_name());
   const std::int64_t steps = detail::parse_count(file, "optimizer.steps");
 
   // Validate the optimizer's entries before anything is changed.
@@ -138,17 +138,18 @@ CheckpointInfo load_checkpoint(const SafeTensors& file, nn::Module<T, D>& model,
     check<IoError>(file.contains(key), where, "missing optimizer state '", key, "' (saved with ",
                    file.meta("optimizer.config"), ", resumed with ", optimizer.to_string(), ")");
     const TensorRecord& rec = file.record(key);
-    check<IoError>(rec.dtype == dtype_of<T>(), where, "optimizer state '", key, "' has dtype ",
-                   to_string(rec.dtype), ", expected ", to_string(dtype_of<T>()));
+    check<IoError>(rec.dtype == dtype_of<T>(), where, "optimizer state '", key, "' has dtype ", to_string(rec.dtype),
+                   ", expected ", to_string(dtype_of<T>()));
     check<ShapeError>(detail::same_extents(rec, tensor->shape()), where, "optimizer state '", key, "' has shape ",
-                      detail::format_dims(rec.shape), ", the parameter's is ", detail::format_dims(detail::extents(tensor->shape())));
+                      detail::format_dims(rec.shape), ", the parameter's is ",
+                      detail::format_dims(detail::extents(tensor->shape())));
     ++expected;
   }
   std::size_t present = 0;
   for (const std::string& name : file.names()) present += name.rfind(kOptimizerPrefix, 0) == 0;
   check<IoError>(present == expected, where, "it holds ", present, " optimizer state tensors, the optimizer has ",
-                 expected, " (saved with ", file.meta("optimizer.config"), ", resumed with ",
-                 optimizer.to_string(), ")");
+                 expected, " (saved with ", file.meta("optimizer.config"), ", resumed with ", optimizer.to_string(),
+                 ")");
 
   load_state_dict(model, file);  // validates, then copies
   for (auto& [name, tensor] : state) {

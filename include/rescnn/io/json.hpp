@@ -123,9 +123,7 @@ class Value {
   }
 
  private:
-  void expect(Kind k) const {
-    check<ParseError>(kind_ == k, "json: expected ", kind_name(k), ", got ", describe());
-  }
+  void expect(Kind k) const { check<ParseError>(kind_ == k, "json: expected ", kind_name(k), ", got ", describe()); }
 
   Kind kind_ = Kind::Null;
   bool bool_ = false;
@@ -205,8 +203,8 @@ class Parser {
         ++col;
       }
     }
-    throw ParseError(rescnn::detail::concat("invalid JSON at byte ", at, " (line ", line, ", column ", col,
-                                            "): ", what));
+    throw ParseError(
+        rescnn::detail::concat("invalid JSON at byte ", at, " (line ", line, ", column ", col, "): ", what));
   }
 
   std::string describe_here() const {
@@ -232,7 +230,8 @@ class Parser {
   }
 
   void expect_char(char c, const char* context) {
-    if (peek() != c || at_end()) fail(rescnn::detail::concat("expected '", c, "' ", context, ", found ", describe_here()));
+    if (peek() != c || at_end())
+      fail(rescnn::detail::concat("expected '", c, "' ", context, ", found ", describe_here()));
     ++pos_;
   }
 
@@ -378,9 +377,12 @@ class Parser {
     for (int i = 0; i < 4; ++i) {
       const char c = s_[pos_++];
       v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
+      if (c >= '0' && c <= '9')
+        v |= static_cast<unsigned>(c - '0');
+      else if (c >= 'a' && c <= 'f')
+        v |= static_cast<unsigned>(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F')
+        v |= static_cast<unsigned>(c - 'A' + 10);
       else {
         --pos_;
         fail("invalid hex digit in \\u escape");
@@ -464,9 +466,7 @@ class Parser {
           append_utf8(out, cp);
           break;
         }
-        default:
-          --pos_;
-          fail("invalid escape sequence in string");
+        default: --pos_; fail("invalid escape sequence in string");
       }
     }
   }

@@ -71,9 +71,9 @@ static_assert(std::endian::native == std::endian::little,
 // raw bytes; `SafeTensors::tensor<T>()` converts F32, F64, I64, I32 and U8.
 enum class DType { F32, F64, I64, I32, U8, F16, BF16, BOOL, I8, I16, U16, U32, U64, F8_E5M2, F8_E4M3 };
 
-inline constexpr DType kAllDTypes[] = {DType::F32, DType::F64, DType::I64,    DType::I32,    DType::U8,
-                                       DType::F16, DType::BF16, DType::BOOL,  DType::I8,     DType::I16,
-                                       DType::U16, DType::U32,  DType::U64,   DType::F8_E5M2, DType::F8_E4M3};
+inline constexpr DType kAllDTypes[] = {DType::F32, DType::F64,  DType::I64,  DType::I32,     DType::U8,
+                                       DType::F16, DType::BF16, DType::BOOL, DType::I8,      DType::I16,
+                                       DType::U16, DType::U32,  DType::U64,  DType::F8_E5M2, DType::F8_E4M3};
 
 // The name used in files: "F32", "BF16", ...
 inline constexpr std::string_view to_string(DType d) {
@@ -134,13 +134,19 @@ inline constexpr bool has_dtype_v =
 
 template <class T>
 constexpr DType dtype_of() {
-  static_assert(has_dtype_v<T>, "rescnn::io: no safetensors dtype for this element type "
-                                "(supported: float, double, int64_t, int32_t, uint8_t)");
-  if constexpr (std::is_same_v<T, float>) return DType::F32;
-  else if constexpr (std::is_same_v<T, double>) return DType::F64;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return DType::I64;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return DType::I32;
-  else return DType::U8;
+  static_assert(has_dtype_v<T>,
+                "rescnn::io: no safetensors dtype for this element type "
+                "(supported: float, double, int64_t, int32_t, uint8_t)");
+  if constexpr (std::is_same_v<T, float>)
+    return DType::F32;
+  else if constexpr (std::is_same_v<T, double>)
+    return DType::F64;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return DType::I64;
+  else if constexpr (std::is_same_v<T, std::int32_t>)
+    return DType::I32;
+  else
+    return DType::U8;
 }
 
 // One tensor of a file: its type, extents (any rank) and raw little-endian
@@ -204,11 +210,9 @@ class SafeTensors {
     const std::string name = file.string();
     std::error_code ec;
     const fs::file_status st = fs::status(file, ec);
-    check<IoError>(st.type() != fs::file_type::not_found, "safetensors: cannot load '", name,
-                   "': no such file");
+    check<IoError>(st.type() != fs::file_type::not_found, "safetensors: cannot load '", name, "': no such file");
     check<IoError>(!ec, "safetensors: cannot load '", name, "': ", ec.message());
-    check<IoError>(st.type() != fs::file_type::directory, "safetensors: cannot load '", name,
-                   "': it is a directory");
+    check<IoError>(st.type() != fs::file_type::directory, "safetensors: cannot load '", name, "': it is a directory");
 
     std::ifstream in(file, std::ios::binary);
     check<IoError>(in.is_open(), "safetensors: cannot open '", name, "': ", detail::errno_text(errno));
@@ -218,8 +222,8 @@ class SafeTensors {
     in.seekg(0, std::ios::beg);
     std::vector<std::byte> bytes(static_cast<std::size_t>(size));
     if (size > 0) in.read(reinterpret_cast<char*>(bytes.data()), size);
-    check<IoError>(in.good() || (size == 0 && !in.bad()), "safetensors: cannot read '", name, "': read ",
-                   in.gcount(), " of ", size, " bytes");
+    check<IoError>(in.good() || (size == 0 && !in.bad()), "safetensors: cannot read '", name, "': read ", in.gcount(),
+                   " of ", size, " bytes");
     return parse(bytes, name);
   }
 
@@ -276,13 +280,20 @@ class SafeTensors {
       const json::Value* shape_v = nullptr;
       const json::Value* offsets_v = nullptr;
       for (const auto& [field, fv] : value.as_object()) {
-        if (field == "dtype") dtype_v = &fv;
-        else if (field == "shape") shape_v = &fv;
-        else if (field == "data_offsets") offsets_v = &fv;
-        else throw IoError(what + "unexpected field '" + field + "'");
+        if (field == "dtype")
+          dtype_v = &fv;
+        else if (field == "shape")
+          shape_v = &fv;
+        else if (field == "data_offsets")
+          offsets_v = &fv;
+        else
+          throw IoError(what + "unexpected field '" + field + "'");
       }
       check<IoError>(dtype_v && shape_v && offsets_v, what, "missing field '",
-                     !dtype_v ? "dtype" : !shape_v ? "shape" : "data_offsets", "'");
+                     !dtype_v   ? "dtype"
+                     : !shape_v ? "shape"
+                                : "data_offsets",
+                     "'");
 
       check<IoError>(dtype_v->is_string(), what, "dtype is ", dtype_v->describe(), ", not a string");
       const std::optional<DType> dtype = parse_dtype(dtype_v->as_string());
@@ -320,9 +331,8 @@ class SafeTensors {
 
     // The byte ranges must tile the buffer: sorted, each starts where the
     // previous one ended, and the last ends at the end of the file.
-    std::sort(extents.begin(), extents.end(), [](const Extent& x, const Extent& y) {
-      return x.begin != y.begin ? x.begin < y.begin : x.end < y.end;
-    });
+    std::sort(extents.begin(), extents.end(),
+              [](const Extent& x, const Extent& y) { return x.begin != y.begin ? x.begin < y.begin : x.end < y.end; });
     std::uint64_t covered = 0;
     const std::string* previous = nullptr;
     for (const Extent& x : extents) {
@@ -380,8 +390,7 @@ class SafeTensors {
   Tensor<T, Cpu> tensor(const std::string& name) const {
     const TensorRecord& rec = record(name);
     check<IoError>(rec.dtype == dtype_of<T>(), "safetensors '", source_, "': tensor '", name, "' has dtype ",
-                   to_string(rec.dtype), ", but ", to_string(dtype_of<T>()), " (", dtype_name<T>(),
-                   ") was requested");
+                   to_string(rec.dtype), ", but ", to_string(dtype_of<T>()), " (", dtype_name<T>(), ") was requested");
     check<IoError>(rec.shape.size() <= static_cast<std::size_t>(Shape::kMaxRank), "safetensors '", source_,
                    "': tensor '", name, "' has rank ", rec.shape.size(), " (shape ", detail::format_dims(rec.shape),
                    "); rescnn tensors have rank at most ", Shape::kMaxRank);
@@ -414,8 +423,8 @@ class SafeTensors {
       check<ValueError>(d >= 0, "SafeTensors::add: tensor '", name, "' has negative extent ", d, " in shape ",
                         detail::format_dims(shape));
     const std::optional<std::uint64_t> need = detail::byte_size(dtype, shape);
-    check<ValueError>(need.has_value(), "SafeTensors::add: tensor '", name, "': shape ",
-                      detail::format_dims(shape), " overflows");
+    check<ValueError>(need.has_value(), "SafeTensors::add: tensor '", name, "': shape ", detail::format_dims(shape),
+                      " overflows");
     check<ValueError>(bytes.size() == *need, "SafeTensors::add: tensor '", name, "' of dtype ", to_string(dtype),
                       " and shape ", detail::format_dims(shape), " needs ", *need, " bytes, got ", bytes.size());
     TensorRecord rec;
@@ -440,8 +449,8 @@ class SafeTensors {
 
   // Sets (or replaces) a metadata entry.
   void set_metadata(const std::string& key, const std::string& value) {
-    check<ValueError>(json::is_valid_utf8(key) && json::is_valid_utf8(value), "SafeTensors::set_metadata: key '",
-                      key, "' or its value is not valid UTF-8");
+    check<ValueError>(json::is_valid_utf8(key) && json::is_valid_utf8(value), "SafeTensors::set_metadata: key '", key,
+                      "' or its value is not valid UTF-8");
     metadata_[key] = value;
   }
 

@@ -150,7 +150,8 @@ void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const Loa
     if (!known.count(name) && name.rfind(kOptimizerPrefix, 0) != 0) unexpected.push_back(name);
   if (options.strict && (!missing.empty() || !unexpected.empty())) {
     std::string msg = where + "the file does not match the model (" + model.type_name() + ")";
-    if (!missing.empty()) msg += rescnn::detail::concat("; missing ", missing.size(), ": ", detail::list_names(missing));
+    if (!missing.empty())
+      msg += rescnn::detail::concat("; missing ", missing.size(), ": ", detail::list_names(missing));
     if (!unexpected.empty())
       msg += rescnn::detail::concat("; unexpected ", unexpected.size(), ": ", detail::list_names(unexpected));
     throw IoError(msg);
@@ -164,10 +165,9 @@ void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const Loa
       problems.push_back(rescnn::detail::concat("'", name, "' has dtype ", to_string(rec.dtype),
                                                 " (a floating-point F32 or F64 tensor is needed)"));
     else if (!detail::same_extents(rec, t->shape()))
-      problems.push_back(rescnn::detail::concat("'", name, "' has shape ", rescnn::io::detail::format_dims(rec.shape),
-                                                " in the file but ",
-                                                rescnn::io::detail::format_dims(detail::extents(t->shape())),
-                                                " in the model"));
+      problems.push_back(rescnn::detail::concat(
+          "'", name, "' has shape ", rescnn::io::detail::format_dims(rec.shape), " in the file but ",
+          rescnn::io::detail::format_dims(detail::extents(t->shape())), " in the model"));
   }
   for (auto& [name, c] : counters) {
     if (!file.contains(name)) continue;

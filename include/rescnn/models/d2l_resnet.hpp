@@ -26,8 +26,7 @@ using Arch = std::vector<std::pair<index_t, index_t>>;
 template <class T, class D = Cpu>
 class D2lResNet : public nn::Sequential<T, D> {
  public:
-  D2lResNet(const Arch& arch, index_t num_classes = 10, index_t in_channels = 1,
-            Generator& gen = default_generator()) {
+  D2lResNet(const Arch& arch, index_t num_classes = 10, index_t in_channels = 1, Generator& gen = default_generator()) {
     check(!arch.empty(), "ResNet: arch must list at least one stage");
     check(num_classes >= 1, "ResNet: num_classes must be positive, got ", num_classes);
     check(in_channels >= 1, "ResNet: in_channels must be positive, got ", in_channels);
@@ -36,7 +35,8 @@ class D2lResNet : public nn::Sequential<T, D> {
         .in_channels = in_channels, .out_channels = 64, .kernel_size = 7, .stride = 2, .padding = 3}));
     b1->push_back(std::make_shared<nn::BatchNorm2d<T, D>>(64));
     b1->push_back(std::make_shared<nn::ReLU<T, D>>());
-    b1->push_back(std::make_shared<nn::MaxPool2d<T, D>>(nn::MaxPool2dOptions{.kernel_size = 3, .stride = 2, .padding = 1}));
+    b1->push_back(
+        std::make_shared<nn::MaxPool2d<T, D>>(nn::MaxPool2dOptions{.kernel_size = 3, .stride = 2, .padding = 1}));
     this->push_back("0", b1);
     index_t channels = 64;
     for (std::size_t i = 0; i < arch.size(); ++i) {
@@ -74,8 +74,7 @@ class D2lResNet : public nn::Sequential<T, D> {
 template <class T, class D = Cpu>
 std::shared_ptr<D2lResNet<T, D>> d2l_resnet18(index_t num_classes = 10, index_t in_channels = 1,
                                               Generator& gen = default_generator()) {
-  return std::make_shared<D2lResNet<T, D>>(Arch{{2, 64}, {2, 128}, {2, 256}, {2, 512}}, num_classes, in_channels,
-                                           gen);
+  return std::make_shared<D2lResNet<T, D>>(Arch{{2, 64}, {2, 128}, {2, 256}, {2, 512}}, num_classes, in_channels, gen);
 }
 
 }  // namespace rescnn::models

@@ -20,9 +20,9 @@ template <class T, class D = Cpu>
 const std::map<std::string, std::function<ModelPtr<T, D>(const ModelOptions&, Generator&)>>& registry() {
   using Make = std::function<ModelPtr<T, D>(const ModelOptions&, Generator&)>;
   static const std::map<std::string, Make> table = {
-      {"d2l_resnet18", [](const ModelOptions& o, Generator& g) { return d2l_resnet18<T, D>(o.num_classes, o.in_channels, g); }},
-#define RESCNN_REGISTRY_ENTRY(NAME, ...) \
-  {#NAME, [](const ModelOptions& o, Generator& g) { return NAME<T, D>(o, g); }},
+      {"d2l_resnet18",
+       [](const ModelOptions& o, Generator& g) { return d2l_resnet18<T, D>(o.num_classes, o.in_channels, g); }},
+#define RESCNN_REGISTRY_ENTRY(NAME, ...) {#NAME, [](const ModelOptions& o, Generator& g) { return NAME<T, D>(o, g); }},
       RESCNN_TORCHVISION_RESNETS(RESCNN_REGISTRY_ENTRY)
 #undef RESCNN_REGISTRY_ENTRY
   };
@@ -37,8 +37,7 @@ inline std::vector<std::string> model_names() {
 
 // Throws ValueError listing the valid names when `name` is unknown.
 template <class T, class D = Cpu>
-ModelPtr<T, D> create(const std::string& name, const ModelOptions& options = {},
-                      Generator& gen = default_generator()) {
+ModelPtr<T, D> create(const std::string& name, const ModelOptions& options = {}, Generator& gen = default_generator()) {
   const auto& table = registry<T, D>();
   const auto it = table.find(name);
   if (it == table.end()) {

@@ -62,9 +62,12 @@ class ResNet : public nn::Sequential<T, D> {
   explicit ResNet(const ResNetConfig& config, Generator& gen = default_generator()) : config_(config) {
     validate(config_);
     const index_t expansion = config_.block == BlockKind::Basic ? 1 : 4;
-    this->push_back("conv1", std::make_shared<nn::Conv2d<T, D>>(
-                                 nn::Conv2dOptions{.in_channels = config_.in_channels, .out_channels = 64,
-                                                   .kernel_size = 7, .stride = 2, .padding = 3, .bias = false}));
+    this->push_back("conv1", std::make_shared<nn::Conv2d<T, D>>(nn::Conv2dOptions{.in_channels = config_.in_channels,
+                                                                                  .out_channels = 64,
+                                                                                  .kernel_size = 7,
+                                                                                  .stride = 2,
+                                                                                  .padding = 3,
+                                                                                  .bias = false}));
     this->push_back("bn1", std::make_shared<nn::BatchNorm2d<T, D>>(64));
     this->push_back("relu", std::make_shared<nn::ReLU<T, D>>());
     this->push_back("maxpool", std::make_shared<nn::MaxPool2d<T, D>>(
@@ -90,9 +93,9 @@ class ResNet : public nn::Sequential<T, D> {
     }
     this->push_back("avgpool", std::make_shared<nn::AdaptiveAvgPool2d<T, D>>(Size2(1)));
     this->push_back("flatten", std::make_shared<nn::Flatten<T, D>>());
-    this->push_back("fc", std::make_shared<nn::Linear<T, D>>(
-                              nn::LinearOptions{.in_features = 512 * expansion, .out_features = config_.num_classes},
-                              gen));
+    this->push_back("fc",
+                    std::make_shared<nn::Linear<T, D>>(
+                        nn::LinearOptions{.in_features = 512 * expansion, .out_features = config_.num_classes}, gen));
     initialise(gen);
   }
 
@@ -130,25 +133,25 @@ inline ResNetConfig config(BlockKind block, std::vector<index_t> layers, index_t
 // torchvision's named members, listed once: the builders below and
 // models::registry() (registry.hpp) are both generated from this list.
 // X(name, block, blocks per stage..., groups, width per group)
-#define RESCNN_TORCHVISION_RESNETS(X)                        \
-  X(resnet18, Basic, 2, 2, 2, 2, 1, 64)                      \
-  X(resnet34, Basic, 3, 4, 6, 3, 1, 64)                      \
-  X(resnet50, Bottleneck, 3, 4, 6, 3, 1, 64)                 \
-  X(resnet101, Bottleneck, 3, 4, 23, 3, 1, 64)               \
-  X(resnet152, Bottleneck, 3, 8, 36, 3, 1, 64)               \
-  X(resnext50_32x4d, Bottleneck, 3, 4, 6, 3, 32, 4)          \
-  X(resnext101_32x8d, Bottleneck, 3, 4, 23, 3, 32, 8)        \
-  X(resnext101_64x4d, Bottleneck, 3, 4, 23, 3, 64, 4)        \
-  X(wide_resnet50_2, Bottleneck, 3, 4, 6, 3, 1, 128)         \
+#define RESCNN_TORCHVISION_RESNETS(X)                 \
+  X(resnet18, Basic, 2, 2, 2, 2, 1, 64)               \
+  X(resnet34, Basic, 3, 4, 6, 3, 1, 64)               \
+  X(resnet50, Bottleneck, 3, 4, 6, 3, 1, 64)          \
+  X(resnet101, Bottleneck, 3, 4, 23, 3, 1, 64)        \
+  X(resnet152, Bottleneck, 3, 8, 36, 3, 1, 64)        \
+  X(resnext50_32x4d, Bottleneck, 3, 4, 6, 3, 32, 4)   \
+  X(resnext101_32x8d, Bottleneck, 3, 4, 23, 3, 32, 8) \
+  X(resnext101_64x4d, Bottleneck, 3, 4, 23, 3, 64, 4) \
+  X(wide_resnet50_2, Bottleneck, 3, 4, 6, 3, 1, 128)  \
   X(wide_resnet101_2, Bottleneck, 3, 4, 23, 3, 1, 128)
 
 // Each returns a shared_ptr since modules are not movable; the network is
 // built and initialised from the generator.
-#define RESCNN_RESNET_BUILDER(NAME, BLOCK, L1, L2, L3, L4, GROUPS, WIDTH)                              \
-  template <class T, class D = Cpu>                                                                     \
-  std::shared_ptr<ResNet<T, D>> NAME(const ModelOptions& options = {}, Generator& gen = default_generator()) { \
-    return std::make_shared<ResNet<T, D>>(                                                              \
-        detail::config(BlockKind::BLOCK, {L1, L2, L3, L4}, GROUPS, WIDTH, options), gen);               \
+#define RESCNN_RESNET_BUILDER(NAME, BLOCK, L1, L2, L3, L4, GROUPS, WIDTH)                                             \
+  template <class T, class D = Cpu>                                                                                   \
+  std::shared_ptr<ResNet<T, D>> NAME(const ModelOptions& options = {}, Generator & gen = default_generator()) {       \
+    return std::make_shared<ResNet<T, D>>(detail::config(BlockKind::BLOCK, {L1, L2, L3, L4}, GROUPS, WIDTH, options), \
+                                          gen);                                                                       \
   }
 RESCNN_TORCHVISION_RESNETS(RESCNN_RESNET_BUILDER)
 #undef RESCNN_RESNET_BUILDER

@@ -86,7 +86,8 @@ inline void print(const Summary& s, std::ostream& os) {
   const std::string rule(90, '=');
   os << rule << "\n"
      << std::left << std::setw(36) << "Layer (name)" << std::setw(20) << "Type" << std::setw(22) << "Output shape"
-     << std::right << std::setw(12) << "Param #" << "\n"
+     << std::right << std::setw(12) << "Param #"
+     << "\n"
      << rule << "\n";
   for (const auto& r : s.rows) {
     const std::string indent(static_cast<std::size_t>(2 * (r.depth - 1)), ' ');

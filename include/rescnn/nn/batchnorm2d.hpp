@@ -65,8 +65,7 @@ class BatchNorm2d : public Module<T, D> {
     if (batch_stats) {
       const bool update = this->is_training() && options_.track_running_stats;
       y = ops::batchnorm_forward_train(x, gamma(), beta(), update ? &running_mean : nullptr,
-                                       update ? &running_var : nullptr, eps, static_cast<T>(options_.momentum),
-                                       saved);
+                                       update ? &running_var : nullptr, eps, static_cast<T>(options_.momentum), saved);
       if (update) ++num_batches_tracked;
     } else {
       y = ops::batchnorm_forward_eval(x, gamma(), beta(), running_mean, running_var, eps);
@@ -82,9 +81,9 @@ class BatchNorm2d : public Module<T, D> {
 
   TensorT backward(const TensorT& grad_output) override {
     this->require_forward(input_);
-    TensorT dx = ops::batchnorm_backward(input_, grad_output, gamma(), saved_, used_batch_statistics_,
-                                         options_.affine ? &weight.grad : nullptr,
-                                         options_.affine ? &bias.grad : nullptr);
+    TensorT dx =
+        ops::batchnorm_backward(input_, grad_output, gamma(), saved_, used_batch_statistics_,
+                                options_.affine ? &weight.grad : nullptr, options_.affine ? &bias.grad : nullptr);
     input_ = TensorT();
     saved_ = {};
     return dx;

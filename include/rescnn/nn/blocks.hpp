@@ -17,10 +17,14 @@ namespace rescnn::nn {
 
 namespace detail {
 template <class T, class D>
-std::shared_ptr<Conv2d<T, D>> conv(index_t in, index_t out, Size2 kernel, index_t stride, index_t padding,
-                                   bool bias, index_t groups = 1) {
-  return std::make_shared<Conv2d<T, D>>(Conv2dOptions{.in_channels = in, .out_channels = out, .kernel_size = kernel,
-                                                      .stride = stride, .padding = padding, .groups = groups,
+std::shared_ptr<Conv2d<T, D>> conv(index_t in, index_t out, Size2 kernel, index_t stride, index_t padding, bool bias,
+                                   index_t groups = 1) {
+  return std::make_shared<Conv2d<T, D>>(Conv2dOptions{.in_channels = in,
+                                                      .out_channels = out,
+                                                      .kernel_size = kernel,
+                                                      .stride = stride,
+                                                      .padding = padding,
+                                                      .groups = groups,
                                                       .bias = bias});
 }
 template <class T, class D>
@@ -52,8 +56,8 @@ class Residual : public ResidualBlock<T, D> {
   std::shared_ptr<BatchNorm2d<T, D>> bn1, bn2;
 
   explicit Residual(const ResidualOptions& o) {
-    check(o.in_channels >= 1 && o.num_channels >= 1, "Residual: channels must be positive, got in_channels=",
-          o.in_channels, ", num_channels=", o.num_channels);
+    check(o.in_channels >= 1 && o.num_channels >= 1,
+          "Residual: channels must be positive, got in_channels=", o.in_channels, ", num_channels=", o.num_channels);
     check(o.strides >= 1, "Residual: strides must be positive, got ", o.strides);
     using namespace detail;
     conv1 = this->register_module("conv1", conv<T, D>(o.in_channels, o.num_channels, 3, o.strides, 1, true));
@@ -92,13 +96,13 @@ class BasicBlock : public ResidualBlock<T, D> {
   std::shared_ptr<Sequential<T, D>> downsample;  // null for the identity shortcut
 
   explicit BasicBlock(const BasicBlockOptions& o) {
-    check(o.groups == 1 && o.base_width == 64, "BasicBlock: only supports groups=1 and base_width=64, got groups=",
-          o.groups, ", base_width=", o.base_width);
+    check(o.groups == 1 && o.base_width == 64,
+          "BasicBlock: only supports groups=1 and base_width=64, got groups=", o.groups, ", base_width=", o.base_width);
     check(o.inplanes >= 1 && o.planes >= 1, "BasicBlock: channels must be positive, got inplanes=", o.inplanes,
           ", planes=", o.planes);
     check(o.stride >= 1, "BasicBlock: stride must be positive, got ", o.stride);
-    check(o.downsample || (o.stride == 1 && o.inplanes == o.planes), "BasicBlock: stride ", o.stride,
-          " or inplanes ", o.inplanes, " != planes ", o.planes, " needs a downsample shortcut");
+    check(o.downsample || (o.stride == 1 && o.inplanes == o.planes), "BasicBlock: stride ", o.stride, " or inplanes ",
+          o.inplanes, " != planes ", o.planes, " needs a downsample shortcut");
     using namespace detail;
     conv1 = this->register_module("conv1", conv<T, D>(o.inplanes, o.planes, 3, o.stride, 1, false));
     bn1 = this->register_module("bn1", bn<T, D>(o.planes));
@@ -139,16 +143,15 @@ class Bottleneck : public ResidualBlock<T, D> {
   std::shared_ptr<Sequential<T, D>> downsample;
 
   static index_t width(const BottleneckOptions& o) {
-    return static_cast<index_t>(static_cast<double>(o.planes) * (static_cast<double>(o.base_width) / 64.0)) *
-           o.groups;
+    return static_cast<index_t>(static_cast<double>(o.planes) * (static_cast<double>(o.base_width) / 64.0)) * o.groups;
   }
 
   explicit Bottleneck(const BottleneckOptions& o) {
     check(o.inplanes >= 1 && o.planes >= 1, "Bottleneck: channels must be positive, got inplanes=", o.inplanes,
           ", planes=", o.planes);
     check(o.stride >= 1, "Bottleneck: stride must be positive, got ", o.stride);
-    check(o.groups >= 1 && o.base_width >= 1, "Bottleneck: groups and base_width must be positive, got groups=",
-          o.groups, ", base_width=", o.base_width);
+    check(o.groups >= 1 && o.base_width >= 1,
+          "Bottleneck: groups and base_width must be positive, got groups=", o.groups, ", base_width=", o.base_width);
     const index_t w = width(o), out = o.planes * expansion;
     check(w >= 1, "Bottleneck: width planes*base_width/64*groups is zero for planes=", o.planes,
           ", base_width=", o.base_width);
@@ -198,8 +201,9 @@ class ResNeXtBlock : public ResidualBlock<T, D> {
   std::shared_ptr<BatchNorm2d<T, D>> bn1, bn2, bn3, bn4;
 
   explicit ResNeXtBlock(const ResNeXtBlockOptions& o) {
-    check(o.in_channels >= 1 && o.num_channels >= 1, "ResNeXtBlock: channels must be positive, got in_channels=",
-          o.in_channels, ", num_channels=", o.num_channels);
+    check(o.in_channels >= 1 && o.num_channels >= 1,
+          "ResNeXtBlock: channels must be positive, got in_channels=", o.in_channels,
+          ", num_channels=", o.num_channels);
     check(o.bot_mul > 0 && std::isfinite(o.bot_mul), "ResNeXtBlock: bot_mul must be positive, got ", o.bot_mul);
     check(o.groups >= 1, "ResNeXtBlock: groups must be positive, got ", o.groups);
     check(o.strides >= 1, "ResNeXtBlock: strides must be positive, got ", o.strides);
@@ -253,8 +257,8 @@ class PreActBlock : public ResidualBlock<T, D> {
   std::shared_ptr<Conv2d<T, D>> conv1, conv2, shortcut;  // shortcut null when identity
 
   explicit PreActBlock(const PreActBlockOptions& o) {
-    check(o.in_channels >= 1 && o.out_channels >= 1, "PreActBlock: channels must be positive, got in_channels=",
-          o.in_channels, ", out_channels=", o.out_channels);
+    check(o.in_channels >= 1 && o.out_channels >= 1,
+          "PreActBlock: channels must be positive, got in_channels=", o.in_channels, ", out_channels=", o.out_channels);
     check(o.stride >= 1, "PreActBlock: stride must be positive, got ", o.stride);
     using namespace detail;
     bn1 = this->register_module("bn1", bn<T, D>(o.in_channels));

@@ -31,10 +31,9 @@ inline void validate(const Conv2dOptions& o) {
   check(o.padding.h >= 0 && o.padding.w >= 0, "Conv2d: padding must be non-negative, got ", o.padding);
   check(o.dilation.h >= 1 && o.dilation.w >= 1, "Conv2d: dilation must be positive, got ", o.dilation);
   check(o.groups >= 1, "Conv2d: groups must be positive, got ", o.groups);
-  check(o.in_channels % o.groups == 0, "Conv2d: in_channels=", o.in_channels, " is not divisible by groups=",
-        o.groups);
-  check(o.out_channels % o.groups == 0, "Conv2d: out_channels=", o.out_channels, " is not divisible by groups=",
-        o.groups);
+  check(o.in_channels % o.groups == 0, "Conv2d: in_channels=", o.in_channels, " is not divisible by groups=", o.groups);
+  check(o.out_channels % o.groups == 0, "Conv2d: out_channels=", o.out_channels,
+        " is not divisible by groups=", o.groups);
 }
 
 template <class T, class D = Cpu>
@@ -49,8 +48,8 @@ class Conv2d : public Module<T, D> {
   // weight, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias).
   explicit Conv2d(const Conv2dOptions& options, Generator& gen = default_generator()) : options_(options) {
     validate(options_);
-    TensorT w = TensorT::empty({options_.out_channels, options_.in_channels / options_.groups,
-                                options_.kernel_size.h, options_.kernel_size.w});
+    TensorT w = TensorT::empty({options_.out_channels, options_.in_channels / options_.groups, options_.kernel_size.h,
+                                options_.kernel_size.w});
     init::kaiming_uniform_default_(w, gen);
     const double bound = 1.0 / std::sqrt(init::fans(w.shape()).in);
     weight.reset(std::move(w));
@@ -98,15 +97,13 @@ class Conv2d : public Module<T, D> {
   }
 
  private:
-  ops::Conv2dParams params() const {
-    return {options_.stride, options_.padding, options_.dilation, options_.groups};
-  }
+  ops::Conv2dParams params() const { return {options_.stride, options_.padding, options_.dilation, options_.groups}; }
   const TensorT* bias_ptr() const { return options_.bias ? &bias.value : nullptr; }
   void check_input(const Shape& x) const {
     check<ShapeError>(x.rank() == 4, "Conv2d: expected input of shape (N, C, H, W), got ", x);
     if (x[1] != options_.in_channels)
-      fail<ShapeError>("Conv2d(", extra_repr(), "): input ", x, " has ", x[1], " channels, expected in_channels=",
-                       options_.in_channels);
+      fail<ShapeError>("Conv2d(", extra_repr(), "): input ", x, " has ", x[1],
+                       " channels, expected in_channels=", options_.in_channels);
   }
 
   Conv2dOptions options_;

@@ -48,8 +48,8 @@ class Linear : public Module<T, D> {
 
   TensorT backward(const TensorT& grad_output) override {
     this->require_forward(input_);
-    TensorT dx = ops::linear_backward(input_, weight.value, grad_output, weight.grad,
-                                      options_.bias ? &bias.grad : nullptr);
+    TensorT dx =
+        ops::linear_backward(input_, weight.value, grad_output, weight.grad, options_.bias ? &bias.grad : nullptr);
     input_ = TensorT();
     return dx;
   }
@@ -64,7 +64,7 @@ class Linear : public Module<T, D> {
   std::string type_name() const override { return "Linear"; }
   std::string extra_repr() const override {
     return rescnn::detail::concat("in_features=", options_.in_features, ", out_features=", options_.out_features,
-                          ", bias=", options_.bias ? "True" : "False");
+                                  ", bias=", options_.bias ? "True" : "False");
   }
 
  private:

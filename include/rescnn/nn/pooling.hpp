@@ -28,14 +28,14 @@ struct AvgPool2dOptions {
 
 namespace detail {
 // Validates window options at construction, naming the layer.
-inline ops::Pool2dParams pool_params(const char* layer, Size2 kernel, const std::optional<Size2>& stride,
-                                     Size2 padding, Size2 dilation) {
+inline ops::Pool2dParams pool_params(const char* layer, Size2 kernel, const std::optional<Size2>& stride, Size2 padding,
+                                     Size2 dilation) {
   const Size2 s = stride.value_or(kernel);
   check(kernel.h >= 1 && kernel.w >= 1, layer, ": kernel_size must be positive, got ", kernel);
   check(s.h >= 1 && s.w >= 1, layer, ": stride must be positive, got ", s);
   check(dilation.h >= 1 && dilation.w >= 1, layer, ": dilation must be positive, got ", dilation);
-  check(padding.h >= 0 && padding.w >= 0 && 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w, layer,
-        ": padding ", padding, " must be non-negative and at most half the kernel_size ", kernel);
+  check(padding.h >= 0 && padding.w >= 0 && 2 * padding.h <= kernel.h && 2 * padding.w <= kernel.w, layer, ": padding ",
+        padding, " must be non-negative and at most half the kernel_size ", kernel);
   return {kernel, s, padding, dilation};
 }
 

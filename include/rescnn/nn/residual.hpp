@@ -41,8 +41,10 @@ class ResidualBlock : public Module<T, D> {
     // Identity shortcut: shapes must match, else ShapeError names both.
     const TensorT s = shortcut_ ? shortcut_->forward(shortcut_takes_pre_ ? h : x) : x.view();
     // One pass over memory instead of two: y = relu(y + s).
-    if (post_relu_) ops::add_relu_(y, s);
-    else ops::add_(y, s);
+    if (post_relu_)
+      ops::add_relu_(y, s);
+    else
+      ops::add_(y, s);
     if (this->recording()) output_ = y.view();
     return y;
   }

@@ -33,10 +33,10 @@ Tensor<T, D> batchnorm_forward_train(const Tensor<T, D>& x, const Tensor<T, D>* 
   auto y = Tensor<T, D>::empty(x.shape());
   saved.mean = Tensor<T, D>::empty({channels});
   saved.invstd = Tensor<T, D>::empty({channels});
-  RESCNN_DISPATCH(D, batchnorm_forward_train(s, x.data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr, eps,
-                                 momentum, running_mean ? running_mean->data() : nullptr,
-                                 running_var ? running_var->data() : nullptr, saved.mean.data(),
-                                 saved.invstd.data(), y.data()));
+  RESCNN_DISPATCH(D, batchnorm_forward_train(
+                         s, x.data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr, eps, momentum,
+                         running_mean ? running_mean->data() : nullptr, running_var ? running_var->data() : nullptr,
+                         saved.mean.data(), saved.invstd.data(), y.data()));
   return y;
 }
 
@@ -45,8 +45,8 @@ Tensor<T, D> batchnorm_forward_eval(const Tensor<T, D>& x, const Tensor<T, D>* g
                                     const Tensor<T, D>& running_mean, const Tensor<T, D>& running_var, T eps) {
   const auto s = batchnorm_sizes(x, running_mean.numel());
   auto y = Tensor<T, D>::empty(x.shape());
-  RESCNN_DISPATCH(D, batchnorm_forward_eval(s, x.data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr, eps,
-                                running_mean.data(), running_var.data(), y.data()));
+  RESCNN_DISPATCH(D, batchnorm_forward_eval(s, x.data(), gamma ? gamma->data() : nullptr, beta ? beta->data() : nullptr,
+                                            eps, running_mean.data(), running_var.data(), y.data()));
   return y;
 }
 
@@ -60,8 +60,8 @@ Tensor<T, D> batchnorm_backward(const Tensor<T, D>& x, const Tensor<T, D>& dy, c
                     " does not match the input shape ", x.shape());
   auto dx = Tensor<T, D>::empty(x.shape());
   RESCNN_DISPATCH(D, batchnorm_backward(s, batch_statistics, x.data(), dy.data(), gamma ? gamma->data() : nullptr,
-                            stats.mean.data(), stats.invstd.data(), dx.data(), dgamma ? dgamma->data() : nullptr,
-                            dbeta ? dbeta->data() : nullptr));
+                                        stats.mean.data(), stats.invstd.data(), dx.data(),
+                                        dgamma ? dgamma->data() : nullptr, dbeta ? dbeta->data() : nullptr));
   return dx;
 }
 

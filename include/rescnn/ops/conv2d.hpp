@@ -33,14 +33,14 @@ inline Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& w, const Conv
   g.padding = p.padding;
   g.dilation = p.dilation;
   g.groups = p.groups;
-  check<ShapeError>(w[0] % p.groups == 0, "conv2d: weight ", w, " has ", w[0], " output channels, not divisible by groups=",
-                    p.groups);
+  check<ShapeError>(w[0] % p.groups == 0, "conv2d: weight ", w, " has ", w[0],
+                    " output channels, not divisible by groups=", p.groups);
   check<ShapeError>(x[1] == w[1] * p.groups, "conv2d: input ", x, " has ", x[1], " channels but weight ", w,
                     " with groups=", p.groups, " expects ", w[1] * p.groups);
   const index_t eff_h = p.dilation.h * (g.kernel.h - 1) + 1, eff_w = p.dilation.w * (g.kernel.w - 1) + 1;
   check<ShapeError>(g.in_h + 2 * p.padding.h >= eff_h && g.in_w + 2 * p.padding.w >= eff_w, "conv2d: input ", x,
-                    " padded by ", p.padding, " is smaller than the kernel ", g.kernel, " (dilated extent ", eff_h,
-                    "x", eff_w, ")");
+                    " padded by ", p.padding, " is smaller than the kernel ", g.kernel, " (dilated extent ", eff_h, "x",
+                    eff_w, ")");
   g.out_h = window_output_extent(g.in_h, g.kernel.h, p.stride.h, p.padding.h, p.dilation.h);
   g.out_w = window_output_extent(g.in_w, g.kernel.w, p.stride.w, p.padding.w, p.dilation.w);
   return g;
@@ -70,7 +70,7 @@ Tensor<T, D> conv2d_backward(const Tensor<T, D>& x, const Tensor<T, D>& w, const
   Tensor<T, D> dx;
   if (need_dx) dx = Tensor<T, D>::empty(x.shape());
   RESCNN_DISPATCH(D, conv2d_backward(g, x.data(), w.data(), dy.data(), need_dx ? dx.data() : nullptr, dw.data(),
-                         db ? db->data() : nullptr));
+                                     db ? db->data() : nullptr));
   return dx;
 }
 

@@ -12,7 +12,6 @@
 
 #include <type_traits>
 
-#include "rescnn/backend/kernels.hpp"
 #include "rescnn/backend/cpu/batchnorm.hpp"
 #include "rescnn/backend/cpu/conv2d.hpp"
 #include "rescnn/backend/cpu/elementwise.hpp"
@@ -20,6 +19,7 @@
 #include "rescnn/backend/cpu/loss.hpp"
 #include "rescnn/backend/cpu/pooling.hpp"
 #include "rescnn/backend/cpu/tensor_groups.hpp"
+#include "rescnn/backend/kernels.hpp"
 #include "rescnn/core/config.hpp"
 #include "rescnn/core/device.hpp"
 
@@ -46,12 +46,12 @@ inline constexpr bool unsupported_device_v = false;
   static_assert(::rescnn::ops::detail::unsupported_device_v<D>, "rescnn: no kernels for this device in this build")
 
 #if RESCNN_WITH_CUDA
-#define RESCNN_DISPATCH_CUDA(D, call) else if constexpr (::rescnn::is_cuda_v<D>) ::rescnn::cuda::call;
+#define RESCNN_DISPATCH_CUDA(D, call) else if constexpr (::rescnn::is_cuda_v<D>)::rescnn::cuda::call;
 #else
 #define RESCNN_DISPATCH_CUDA(D, call)
 #endif
 
-#define RESCNN_DISPATCH(D, call)                      \
+#define RESCNN_DISPATCH(D, call)                            \
   if constexpr (::rescnn::is_cpu_v<D>) ::rescnn::cpu::call; \
-  RESCNN_DISPATCH_CUDA(D, call)                      \
+  RESCNN_DISPATCH_CUDA(D, call)                             \
   else RESCNN_UNSUPPORTED_DEVICE(D)

@@ -9,15 +9,16 @@ namespace rescnn::ops {
 template <class T, class D>
 void check_linear_shapes(const char* op, const Tensor<T, D>& x, const Tensor<T, D>& w) {
   check<ShapeError>(x.defined() && x.rank() == 2, op, ": expected input of shape (N, in_features), got ", x.shape());
-  check<ShapeError>(x.dim(1) == w.dim(1), op, ": input ", x.shape(), " has ", x.dim(1),
-                    " features, but the weight ", w.shape(), " expects in_features=", w.dim(1));
+  check<ShapeError>(x.dim(1) == w.dim(1), op, ": input ", x.shape(), " has ", x.dim(1), " features, but the weight ",
+                    w.shape(), " expects in_features=", w.dim(1));
 }
 
 template <class T, class D>
 Tensor<T, D> linear_forward(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T, D>* bias) {
   check_linear_shapes("linear", x, w);
   auto y = Tensor<T, D>::empty({x.dim(0), w.dim(0)});
-  RESCNN_DISPATCH(D, linear_forward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), bias ? bias->data() : nullptr, y.data()));
+  RESCNN_DISPATCH(
+      D, linear_forward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), bias ? bias->data() : nullptr, y.data()));
   return y;
 }
 
@@ -30,7 +31,7 @@ Tensor<T, D> linear_backward(const Tensor<T, D>& x, const Tensor<T, D>& w, const
                     " does not match the output shape ", Shape{x.dim(0), w.dim(0)});
   auto dx = Tensor<T, D>::empty(x.shape());
   RESCNN_DISPATCH(D, linear_backward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), dy.data(), dx.data(), dw.data(),
-                         db ? db->data() : nullptr));
+                                     db ? db->data() : nullptr));
   return dx;
 }
 

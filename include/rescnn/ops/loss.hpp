@@ -19,8 +19,8 @@ void check_logits_and_labels(const char* op, const Tensor<T, D>& logits, const T
   // the row, and it is a user error that deserves a message.
   const auto host = labels.to_vector();
   for (std::size_t i = 0; i < host.size(); ++i)
-    check(host[i] >= 0 && host[i] < logits.dim(1), op, ": label ", host[i], " at position ", i,
-          " is out of range for ", logits.dim(1), " classes");
+    check(host[i] >= 0 && host[i] < logits.dim(1), op, ": label ", host[i], " at position ", i, " is out of range for ",
+          logits.dim(1), " classes");
 }
 
 template <class T, class D>
@@ -28,15 +28,16 @@ T cross_entropy_forward(const Tensor<T, D>& logits, const Tensor<std::int64_t, D
   check_logits_and_labels("cross_entropy", logits, labels);
   probs = Tensor<T, D>::empty(logits.shape());
   T loss{};
-  RESCNN_DISPATCH(D, cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(), labels.data(), probs.data(),
-                                           &loss));
+  RESCNN_DISPATCH(
+      D, cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(), labels.data(), probs.data(), &loss));
   return loss;
 }
 
 template <class T, class D>
 Tensor<T, D> cross_entropy_backward(const Tensor<T, D>& probs, const Tensor<std::int64_t, D>& labels, T scale) {
   auto dlogits = Tensor<T, D>::empty(probs.shape());
-  RESCNN_DISPATCH(D, cross_entropy_backward(probs.dim(0), probs.dim(1), probs.data(), labels.data(), scale, dlogits.data()));
+  RESCNN_DISPATCH(
+      D, cross_entropy_backward(probs.dim(0), probs.dim(1), probs.data(), labels.data(), scale, dlogits.data()));
   return dlogits;
 }
 

@@ -66,9 +66,9 @@ inline AdamOptions as_adam_options(const AdamWOptions& o) {
 template <class T>
 struct AdamStep {
   T beta1, one_minus_beta1, beta2, one_minus_beta2;
-  T weight_decay;   // Adam: g += weight_decay * p
-  T decay_factor;   // AdamW: p *= 1 - lr * weight_decay
-  T bc2_sqrt;       // sqrt(1 - beta2^t)
+  T weight_decay;  // Adam: g += weight_decay * p
+  T decay_factor;  // AdamW: p *= 1 - lr * weight_decay
+  T bc2_sqrt;      // sqrt(1 - beta2^t)
   T eps;
   T neg_step_size;  // -lr / (1 - beta1^t)
   bool l2, decoupled, amsgrad;
@@ -88,8 +88,10 @@ RESCNN_HOST_DEVICE inline T sqrt_any_device(T v) {
 // rounding). `v_max` is unused without amsgrad.
 template <class T>
 RESCNN_HOST_DEVICE inline void adam_element(T& p, T g, T& m, T& v, T& v_max, const AdamStep<T>& s) {
-  if (s.decoupled) p = p * s.decay_factor;
-  else if (s.l2) g = g + s.weight_decay * p;
+  if (s.decoupled)
+    p = p * s.decay_factor;
+  else if (s.l2)
+    g = g + s.weight_decay * p;
   m = m * s.beta1 + s.one_minus_beta1 * g;
   v = v * s.beta2 + s.one_minus_beta2 * g * g;
   if (s.amsgrad) v_max = v_max < v ? v : v_max;  // std::max(v_max, v)

@@ -160,8 +160,8 @@ class LinearWarmup : public LrSchedule {
     return base_lr_ * (start_ + (end_ - start_) * done / static_cast<double>(total_iters_));
   }
   std::string to_string() const override {
-    return rescnn::detail::concat("LinearWarmup(base_lr=", base_lr_, ", start_factor=", start_,
-                                  ", end_factor=", end_, ", total_iters=", total_iters_, ")");
+    return rescnn::detail::concat("LinearWarmup(base_lr=", base_lr_, ", start_factor=", start_, ", end_factor=", end_,
+                                  ", total_iters=", total_iters_, ")");
   }
 
  private:
@@ -216,16 +216,16 @@ enum class AnnealStrategy { Cos, Linear };
 
 // PyTorch's OneCycleLR arguments (with total_steps given directly).
 struct OneCycleOptions {
-  double max_lr = 0;            // the peak learning rate
+  double max_lr = 0;             // the peak learning rate
   std::int64_t total_steps = 0;  // updates in the cycle
-  double pct_start = 0.3;       // fraction of the cycle spent increasing the lr
+  double pct_start = 0.3;        // fraction of the cycle spent increasing the lr
   AnnealStrategy anneal_strategy = AnnealStrategy::Cos;
-  double div_factor = 25;           // initial lr = max_lr / div_factor
-  double final_div_factor = 1e4;    // final lr = initial lr / final_div_factor
-  bool three_phase = false;         // up, back down to the initial lr, then down to the final lr
-  bool cycle_momentum = true;       // cycle momentum / beta1 inversely to the lr
-  double base_momentum = 0.85;      // momentum at the lr peak
-  double max_momentum = 0.95;       // momentum at the start (and end)
+  double div_factor = 25;         // initial lr = max_lr / div_factor
+  double final_div_factor = 1e4;  // final lr = initial lr / final_div_factor
+  bool three_phase = false;       // up, back down to the initial lr, then down to the final lr
+  bool cycle_momentum = true;     // cycle momentum / beta1 inversely to the lr
+  double base_momentum = 0.85;    // momentum at the lr peak
+  double max_momentum = 0.95;     // momentum at the start (and end)
 };
 
 // PyTorch's OneCycleLR (Smith & Topin, "super-convergence"), computed as

@@ -153,7 +153,7 @@ class SGD : public Optimizer<T, D> {
     return o;
   }
 
-  SGDOptions options_;              // lr lives in the base (set_lr); momentum here
+  SGDOptions options_;                // lr lives in the base (set_lr); momentum here
   std::vector<std::size_t> buffers_;  // state slot of each parameter's momentum buffer
 };
 

@@ -191,7 +191,6 @@ inline History parse_csv_text(std::string_view text, const std::filesystem::path
   return history;
 }
 
-
 // Reads a file written by write_csv (to resume a run); see parse_csv_text.
 inline History read_csv(const std::filesystem::path& file) {
   std::error_code ec;

@@ -61,9 +61,9 @@ struct TrainerOptions {
   // Sets the learning rate before every step; null keeps the optimizer's.
   std::shared_ptr<const optim::LrSchedule> schedule{};
   std::filesystem::path metrics_csv{};  // empty: no CSV
-  std::filesystem::path plot_svg{};   // empty: no plot
-  std::filesystem::path checkpoint{};  // empty: no checkpoints; else written after every epoch
-  bool resume = false;                // continue from `checkpoint` when it exists
+  std::filesystem::path plot_svg{};     // empty: no plot
+  std::filesystem::path checkpoint{};   // empty: no checkpoints; else written after every epoch
+  bool resume = false;                  // continue from `checkpoint` when it exists
   std::string plot_title{};
   ProgressMode progress = ProgressMode::Auto;
   std::ostream* log = &std::cout;  // epoch lines; null: none
@@ -139,8 +139,8 @@ class Trainer {
       first_epoch = history.empty() ? 1 : history.back().epoch + 1;
     }
 
-    const bool bar_on = options_.progress == ProgressMode::Bar ||
-                        (options_.progress == ProgressMode::Auto && is_terminal(stderr));
+    const bool bar_on =
+        options_.progress == ProgressMode::Bar || (options_.progress == ProgressMode::Auto && is_terminal(stderr));
     ProgressBar bar(stderr, bar_on);
     nn::CrossEntropyLoss<T, D> criterion;
     using Clock = std::chrono::steady_clock;
@@ -166,11 +166,14 @@ class Trainer {
         if (!std::isfinite(loss)) {
           bar.finish();
           throw TrainingDiverged(rescnn::detail::concat(
-              "training diverged: the loss is ", std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf", " at epoch ", epoch, ", step ", step, " of ",
-              steps_per_epoch, " (learning rate ", optimizer.lr(), ")",
-              options_.checkpoint.empty() ? std::string()
-                                          : "; the last checkpoint '" + options_.checkpoint.string() +
-                                                "' holds the last good state"));
+              "training diverged: the loss is ",
+              std::isnan(loss) ? "nan"
+              : loss > 0       ? "inf"
+                               : "-inf",
+              " at epoch ", epoch, ", step ", step, " of ", steps_per_epoch, " (learning rate ", optimizer.lr(), ")",
+              options_.checkpoint.empty()
+                  ? std::string()
+                  : "; the last checkpoint '" + options_.checkpoint.string() + "' holds the last good state"));
         }
         model.backward(criterion.backward());
         optimizer.step();
@@ -246,8 +249,8 @@ class Trainer {
     for (const auto& [key, value] : settings) {
       const auto it = saved.extra.find(key);
       check<ValueError>(it != saved.extra.end(), where, "it does not record '", key, "'");
-      check<ValueError>(it->second == value, where, "it was written with ", key, "=", it->second,
-                        ", this run has ", key, "=", value, " (resume with the same settings)");
+      check<ValueError>(it->second == value, where, "it was written with ", key, "=", it->second, ", this run has ",
+                        key, "=", value, " (resume with the same settings)");
     }
     const io::CheckpointInfo info = io::load_checkpoint(file, model, optimizer);
     default_generator().set_state(info.rng);

@@ -60,7 +60,8 @@ class CachingAllocator {
     if (b.pool == Pool::Upload) {
       // Ignored failure: a destructor cannot throw, and a broken context
       // fails loudly at the next checked call anyway.
-      if (!b.released && cudaEventCreateWithFlags(&b.released, cudaEventDisableTiming) != cudaSuccess) b.released = nullptr;
+      if (!b.released && cudaEventCreateWithFlags(&b.released, cudaEventDisableTiming) != cudaSuccess)
+        b.released = nullptr;
       if (b.released) (void)cudaEventRecord(b.released, context().compute_stream());
     }
     free_lists_[static_cast<int>(b.pool)].emplace(b.size, p);

@@ -123,7 +123,8 @@ __global__ void bn_finalize_forward_kernel(BatchNormSizes s, index_t splits, con
 // y = x * scale[c] + shift[c].
 template <class T, class I>
 __global__ void bn_apply_kernel(I n, I plane, I channels, const T* x, const T* affine, T* y) {
-  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += static_cast<I>(blockDim.x) * gridDim.x) {
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<I>(blockDim.x) * gridDim.x) {
     const I c = (e / plane) % channels;
     y[e] = x[e] * affine[2 * c] + affine[2 * c + 1];
   }
@@ -134,7 +135,8 @@ __global__ void bn_apply_kernel(I n, I plane, I channels, const T* x, const T* a
 template <class T, class I>
 __global__ void bn_eval_kernel(I n, I plane, I channels, const T* x, const T* gamma, const T* beta, T eps,
                                const T* running_mean, const T* running_var, T* y) {
-  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += static_cast<I>(blockDim.x) * gridDim.x) {
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<I>(blockDim.x) * gridDim.x) {
     const I c = (e / plane) % channels;
     const T invstd = T(1) / ::sqrt(running_var[c] + eps);
     const T scale = invstd * (gamma ? gamma[c] : T(1));
@@ -192,7 +194,8 @@ __global__ void bn_finalize_backward_kernel(BatchNormSizes s, bool batch_statist
 template <class T, class I>
 __global__ void bn_input_grad_kernel(I n, I plane, I channels, const T* x, const T* dy, const GradCoefficients* coef,
                                      T* dx) {
-  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += static_cast<I>(blockDim.x) * gridDim.x) {
+  for (I e = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; e < n;
+       e += static_cast<I>(blockDim.x) * gridDim.x) {
     const GradCoefficients k = coef[(e / plane) % channels];
     const double xhat = (x[e] - k.mean) * k.invstd;
     dx[e] = static_cast<T>(k.scale * (dy[e] - k.mean_dy - xhat * k.mean_dy_xhat));
@@ -218,8 +221,10 @@ inline index_t bn_splits(const BatchNormSizes& s) {
 // number of splits, at most 65535.
 template <class F>
 void with_index_type(index_t n, F&& f) {
-  if (fits_uint32_loop(n, std::max<index_t>(max_grid_stride(), 65536))) f(std::uint32_t{});
-  else f(index_t{});
+  if (fits_uint32_loop(n, std::max<index_t>(max_grid_stride(), 65536)))
+    f(std::uint32_t{});
+  else
+    f(index_t{});
 }
 
 inline void check_channels(const BatchNormSizes& s) {
@@ -236,18 +241,20 @@ void batchnorm_forward_train(const BatchNormSizes& s, const T* x, const T* gamma
   detail::check_channels(s);
   const cudaStream_t stream = context().compute_stream();
   const index_t splits = detail::bn_splits(s);
-  auto partial = Tensor<std::uint8_t, Cuda>::empty({s.channels * splits * static_cast<index_t>(sizeof(detail::Moments))});
+  auto partial =
+      Tensor<std::uint8_t, Cuda>::empty({s.channels * splits * static_cast<index_t>(sizeof(detail::Moments))});
   auto affine = Tensor<T, Cuda>::empty({2 * s.channels});
   auto* moments = reinterpret_cast<detail::Moments*>(partial.data());
   detail::with_index_type(s.numel(), [&](auto index) {
     using I = decltype(index);
-    detail::bn_moments_kernel<T, I><<<dim3(static_cast<unsigned>(s.channels), static_cast<unsigned>(splits)),
-                                      detail::kThreads, 0, stream>>>(s, x, static_cast<I>(splits), moments);
+    detail::bn_moments_kernel<T, I>
+        <<<dim3(static_cast<unsigned>(s.channels), static_cast<unsigned>(splits)), detail::kThreads, 0, stream>>>(
+            s, x, static_cast<I>(splits), moments);
     RESCNN_CUDA_CHECK_LAUNCH();
-    detail::bn_finalize_forward_kernel<T><<<static_cast<unsigned>((s.channels + detail::kThreads - 1) / detail::kThreads),
-                                            detail::kThreads, 0, stream>>>(s, splits, moments, gamma, beta, eps,
-                                                                           momentum, running_mean, running_var,
-                                                                           save_mean, save_invstd, affine.data());
+    detail::bn_finalize_forward_kernel<T>
+        <<<static_cast<unsigned>((s.channels + detail::kThreads - 1) / detail::kThreads), detail::kThreads, 0,
+           stream>>>(s, splits, moments, gamma, beta, eps, momentum, running_mean, running_var, save_mean, save_invstd,
+                     affine.data());
     RESCNN_CUDA_CHECK_LAUNCH();
     const I n = static_cast<I>(s.numel());
     detail::bn_apply_kernel<T, I><<<detail::grid_for(s.numel()), detail::kThreads, 0, stream>>>(
@@ -285,13 +292,13 @@ void batchnorm_backward(const BatchNormSizes& s, bool batch_statistics, const T*
   auto* coef = reinterpret_cast<detail::GradCoefficients*>(coef_bytes.data());
   detail::with_index_type(s.numel(), [&](auto index) {
     using I = decltype(index);
-    detail::bn_grad_sums_kernel<T, I><<<dim3(static_cast<unsigned>(s.channels), static_cast<unsigned>(splits)),
-                                        detail::kThreads, 0, stream>>>(s, x, dy, mean, invstd, static_cast<I>(splits),
-                                                                       partial);
+    detail::bn_grad_sums_kernel<T, I>
+        <<<dim3(static_cast<unsigned>(s.channels), static_cast<unsigned>(splits)), detail::kThreads, 0, stream>>>(
+            s, x, dy, mean, invstd, static_cast<I>(splits), partial);
     RESCNN_CUDA_CHECK_LAUNCH();
     detail::bn_finalize_backward_kernel<T>
-        <<<static_cast<unsigned>((s.channels + detail::kThreads - 1) / detail::kThreads), detail::kThreads, 0, stream>>>(
-            s, batch_statistics, splits, partial, gamma, mean, invstd, dgamma, dbeta, coef);
+        <<<static_cast<unsigned>((s.channels + detail::kThreads - 1) / detail::kThreads), detail::kThreads, 0,
+           stream>>>(s, batch_statistics, splits, partial, gamma, mean, invstd, dgamma, dbeta, coef);
     RESCNN_CUDA_CHECK_LAUNCH();
     if (dx && s.numel() > 0) {
       detail::bn_input_grad_kernel<T, I><<<detail::grid_for(s.numel()), detail::kThreads, 0, stream>>>(

@@ -49,8 +49,8 @@ inline const char* cublas_status_name(cublasStatus_t s) {
   }
 }
 
-[[noreturn]] inline void throw_api_error(const char* api, const std::string& error, const char* call,
-                                         const char* file, int line) {
+[[noreturn]] inline void throw_api_error(const char* api, const std::string& error, const char* call, const char* file,
+                                         int line) {
   throw CudaError(rescnn::detail::concat(api, " error: ", error, "\n  in ", call, "\n  at ", file, ":", line));
 }
 

@@ -31,15 +31,15 @@
 // Plain C++ (no kernels): included by any CUDA translation unit.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <algorithm>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -91,8 +91,8 @@ struct TensorDesc {
   TensorDesc(const TensorDesc&) = delete;
   TensorDesc& operator=(const TensorDesc&) = delete;
   void set(cudnnDataType_t type, index_t n, index_t c, index_t h, index_t w) {
-    RESCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, as_int(n, "batch"),
-                                                  as_int(c, "channels"), as_int(h, "height"), as_int(w, "width")));
+    RESCNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, type, as_int(n, "batch"), as_int(c, "channels"),
+                                                  as_int(h, "height"), as_int(w, "width")));
   }
 };
 
@@ -121,9 +121,9 @@ struct ConvPlan {
   Choice<cudnnConvolutionFwdAlgo_t> forward;
   Choice<cudnnConvolutionBwdDataAlgo_t> backward_data;
   Choice<cudnnConvolutionBwdFilterAlgo_t> backward_filter;
-  AlgoConstraints constraints;          // what a chosen algorithm must satisfy
-  cudnnMathType_t searched_math{};      // the math type every pass is searched under
-  std::string geometry;                 // for error messages
+  AlgoConstraints constraints;      // what a chosen algorithm must satisfy
+  cudnnMathType_t searched_math{};  // the math type every pass is searched under
+  std::string geometry;             // for error messages
 };
 
 // The cache key: every field of the geometry, the element type, and every
@@ -133,9 +133,10 @@ using ConvKey = std::tuple<index_t, index_t, index_t, index_t, index_t, index_t,
 
 inline ConvKey conv_key(const Conv2dGeometry& g, cudnnDataType_t type, bool tf32, bool deterministic,
                         std::size_t workspace_limit) {
-  return {g.batch,      g.in_channels, g.in_h,      g.in_w,       g.out_channels, g.kernel.h, g.kernel.w, g.stride.h,
-          g.stride.w,   g.padding.h,   g.padding.w, g.dilation.h, g.dilation.w,   g.groups,   static_cast<int>(type),
-          tf32,         deterministic, workspace_limit};
+  return {g.batch,     g.in_channels, g.in_h,         g.in_w,     g.out_channels,
+          g.kernel.h,  g.kernel.w,    g.stride.h,     g.stride.w, g.padding.h,
+          g.padding.w, g.dilation.h,  g.dilation.w,   g.groups,   static_cast<int>(type),
+          tf32,        deterministic, workspace_limit};
 }
 
 // Device scratch for cudnnFind*Ex, outside the caching allocator (see the
@@ -171,8 +172,7 @@ class FindScratch {
 // deterministic mode. The pass's own search math type is set on the
 // descriptor first, so the result never depends on what ran before.
 template <class Algo, class Perf, class Find, class Heuristic>
-void tune(const char* pass, int max_count, ConvPlan& plan, Choice<Algo>& choice, Find&& find,
-          Heuristic&& heuristic) {
+void tune(const char* pass, int max_count, ConvPlan& plan, Choice<Algo>& choice, Find&& find, Heuristic&& heuristic) {
   RESCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv.d, plan.searched_math));
   std::vector<Perf> results(static_cast<std::size_t>(std::max(max_count, 1)));
   int count = 0;
@@ -237,9 +237,10 @@ class ConvPlanCache {
     p->x.set(type, g.batch, g.in_channels, g.in_h, g.in_w);
     p->y.set(type, g.batch, g.out_channels, g.out_h, g.out_w);
     p->bias.set(type, 1, g.out_channels, 1, 1);
-    RESCNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->w.d, type, CUDNN_TENSOR_NCHW, as_int(g.out_channels, "out_channels"),
-                                                  as_int(g.in_channels_per_group(), "in_channels / groups"),
-                                                  as_int(g.kernel.h, "kernel height"), as_int(g.kernel.w, "kernel width")));
+    RESCNN_CUDNN_CHECK(
+        cudnnSetFilter4dDescriptor(p->w.d, type, CUDNN_TENSOR_NCHW, as_int(g.out_channels, "out_channels"),
+                                   as_int(g.in_channels_per_group(), "in_channels / groups"),
+                                   as_int(g.kernel.h, "kernel height"), as_int(g.kernel.w, "kernel width")));
     // Cross-correlation, as every deep learning framework's "convolution".
     RESCNN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         p->conv.d, as_int(g.padding.h, "padding"), as_int(g.padding.w, "padding"), as_int(g.stride.h, "stride"),
@@ -287,9 +288,8 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
         "forward", max_count, plan, plan.forward,
         [&](void* scratch, std::size_t bytes, cudnnConvolutionFwdAlgoPerf_t* results, int max, int* count) {
           // Writes y, which this call overwrites anyway.
-          RESCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(ctx.cudnn(), plan.x.d, x, plan.w.d, w,
-                                                                    plan.conv.d, plan.y.d, y, max, count, results,
-                                                                    scratch, bytes));
+          RESCNN_CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(ctx.cudnn(), plan.x.d, x, plan.w.d, w, plan.conv.d,
+                                                                    plan.y.d, y, max, count, results, scratch, bytes));
         },
         [&](cudnnConvolutionFwdAlgoPerf_t* results, int max, int* count) {
           RESCNN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(ctx.cudnn(), plan.x.d, plan.w.d, plan.conv.d,
@@ -325,8 +325,8 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
                                                                            results, scratch, bytes));
           },
           [&](cudnnConvolutionBwdDataAlgoPerf_t* results, int max, int* count) {
-            RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx.cudnn(), plan.w.d, plan.y.d,
-                                                                           plan.conv.d, plan.x.d, max, count, results));
+            RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx.cudnn(), plan.w.d, plan.y.d, plan.conv.d,
+                                                                           plan.x.d, max, count, results));
           });
     }
     detail::set_math(plan, plan.backward_data.math);
@@ -344,13 +344,13 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
           // The search overwrites its output, and dw is accumulated into: it
           // searches on a scratch filter instead.
           auto dw_scratch = Tensor<T, Cuda>::empty(g.weight_shape());
-          RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-              ctx.cudnn(), plan.x.d, x, plan.y.d, dy, plan.conv.d, plan.w.d, dw_scratch.data(), max, count, results,
-              scratch, bytes));
+          RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(ctx.cudnn(), plan.x.d, x, plan.y.d, dy,
+                                                                           plan.conv.d, plan.w.d, dw_scratch.data(),
+                                                                           max, count, results, scratch, bytes));
         },
         [&](cudnnConvolutionBwdFilterAlgoPerf_t* results, int max, int* count) {
-          RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx.cudnn(), plan.x.d, plan.y.d,
-                                                                           plan.conv.d, plan.w.d, max, count, results));
+          RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(ctx.cudnn(), plan.x.d, plan.y.d, plan.conv.d,
+                                                                           plan.w.d, max, count, results));
         });
   }
   detail::set_math(plan, plan.backward_filter.math);

@@ -23,18 +23,24 @@ namespace detail {
 // Written as in the CPU twin so that a NaN passes through (NaN < 0 is false).
 struct ReluOp {
   template <class T>
-  RESCNN_HOST_DEVICE T operator()(T x) const { return x < T(0) ? T(0) : x; }
+  RESCNN_HOST_DEVICE T operator()(T x) const {
+    return x < T(0) ? T(0) : x;
+  }
 };
 
 // Gradient zeroed where y <= 0 and passed elsewhere (a NaN output passes it).
 struct ReluBackwardOp {
   template <class T>
-  RESCNN_HOST_DEVICE T operator()(T y, T dy) const { return y <= T(0) ? T(0) : dy; }
+  RESCNN_HOST_DEVICE T operator()(T y, T dy) const {
+    return y <= T(0) ? T(0) : dy;
+  }
 };
 
 struct AddOp {
   template <class T>
-  RESCNN_HOST_DEVICE T operator()(T a, T b) const { return a + b; }
+  RESCNN_HOST_DEVICE T operator()(T a, T b) const {
+    return a + b;
+  }
 };
 
 struct AddReluOp {

@@ -25,8 +25,8 @@ inline unsigned grid_for(index_t n, int threads = kThreads) {
 inline index_t max_grid_stride(int threads = kThreads) { return max_grid_blocks() * threads; }
 
 // for (index_t i : grid_stride(n)) inside a kernel.
-#define RESCNN_GRID_STRIDE_LOOP(i, n)                                                               \
-  for (::rescnn::index_t i = static_cast<::rescnn::index_t>(blockIdx.x) * blockDim.x + threadIdx.x; \
-       i < (n); i += static_cast<::rescnn::index_t>(blockDim.x) * gridDim.x)
+#define RESCNN_GRID_STRIDE_LOOP(i, n)                                                                        \
+  for (::rescnn::index_t i = static_cast<::rescnn::index_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<::rescnn::index_t>(blockDim.x) * gridDim.x)
 
 }  // namespace rescnn::cuda::detail

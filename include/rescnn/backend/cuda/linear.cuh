@@ -72,7 +72,8 @@ void linear_forward(index_t batch, index_t in, index_t out, const T* x, const T*
   if (batch == 0 || out == 0) return;
   if (in == 0) {
     // An empty inner product is zero; cuBLAS rejects k == 0 leading dimensions.
-    RESCNN_CUDA_CHECK(cudaMemsetAsync(y, 0, static_cast<std::size_t>(batch * out) * sizeof(T), context().compute_stream()));
+    RESCNN_CUDA_CHECK(
+        cudaMemsetAsync(y, 0, static_cast<std::size_t>(batch * out) * sizeof(T), context().compute_stream()));
   } else {
     detail::gemm<T>(CUBLAS_OP_T, CUBLAS_OP_N, out, batch, in, w, in, x, in, T(0), y, out);
   }
@@ -85,8 +86,7 @@ void linear_forward(index_t batch, index_t in, index_t out, const T* x, const T*
 
 // Adds into dw/db; overwrites dx when non-null.
 template <class T>
-void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* dy, T* dx, T* dw,
-                     T* db) {
+void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   if (batch == 0 || out == 0 || in == 0) {
     if (dx && batch * in > 0)
       RESCNN_CUDA_CHECK(
@@ -96,7 +96,7 @@ void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T
   detail::gemm<T>(CUBLAS_OP_N, CUBLAS_OP_T, in, out, batch, x, in, dy, out, T(1), dw, in);
   if (db) {
     detail::bias_grad_kernel<<<detail::grid_for(out), detail::kThreads, 0, context().compute_stream()>>>(batch, out, dy,
-                                                                                                          db);
+                                                                                                         db);
     RESCNN_CUDA_CHECK_LAUNCH();
   }
   if (dx) detail::gemm<T>(CUBLAS_OP_N, CUBLAS_OP_N, in, batch, out, w, in, dy, out, T(0), dx, in);

@@ -38,8 +38,10 @@ class PinnedStaging {
     std::lock_guard lock(mutex_);
     Slot& slot = slots_[next_];
     next_ = (next_ + 1) % kSlots;
-    if (!slot.copied) RESCNN_CUDA_CHECK(cudaEventCreateWithFlags(&slot.copied, cudaEventDisableTiming));
-    else RESCNN_CUDA_CHECK(cudaEventSynchronize(slot.copied));
+    if (!slot.copied)
+      RESCNN_CUDA_CHECK(cudaEventCreateWithFlags(&slot.copied, cudaEventDisableTiming));
+    else
+      RESCNN_CUDA_CHECK(cudaEventSynchronize(slot.copied));
     if (slot.capacity < bytes) {
       if (slot.host) RESCNN_CUDA_CHECK(cudaFreeHost(slot.host));
       slot.host = nullptr;
@@ -80,8 +82,7 @@ struct DeviceTraits<Cuda> {
     // From pageable memory the call returns once `src` has been staged, so
     // the caller may free it; the device write is ordered on the stream.
     if (bytes)
-      RESCNN_CUDA_CHECK(
-          cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda::context().compute_stream()));
+      RESCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cuda::context().compute_stream()));
   }
   static void copy_to_host(void* dst, const void* src, std::size_t bytes) {
     if (!bytes) return;
@@ -91,8 +92,7 @@ struct DeviceTraits<Cuda> {
   }
   static void copy_within(void* dst, const void* src, std::size_t bytes) {
     if (bytes)
-      RESCNN_CUDA_CHECK(
-          cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda::context().compute_stream()));
+      RESCNN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda::context().compute_stream()));
   }
   static void zero(void* dst, std::size_t bytes) {
     if (bytes) RESCNN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, cuda::context().compute_stream()));

@@ -236,8 +236,8 @@ template <class T>
 void maxpool2d_forward(const Pool2dGeometry& g, const T* x, T* y, std::int32_t* argmax) {
   const index_t n = detail::pool_outputs(g);
   if (n <= 0) return;
-  detail::maxpool_forward_kernel<<<detail::grid_for(n), detail::kThreads, 0, context().compute_stream()>>>(
-      g, n, x, y, argmax);
+  detail::maxpool_forward_kernel<<<detail::grid_for(n), detail::kThreads, 0, context().compute_stream()>>>(g, n, x, y,
+                                                                                                           argmax);
   RESCNN_CUDA_CHECK_LAUNCH();
 }
 
@@ -245,8 +245,8 @@ template <class T>
 void maxpool2d_backward(const Pool2dGeometry& g, const T* dy, const std::int32_t* argmax, T* dx) {
   const index_t n = detail::pool_inputs(g);
   if (n <= 0) return;
-  detail::maxpool_backward_kernel<<<detail::grid_for(n), detail::kThreads, 0, context().compute_stream()>>>(
-      g, n, dy, argmax, dx);
+  detail::maxpool_backward_kernel<<<detail::grid_for(n), detail::kThreads, 0, context().compute_stream()>>>(g, n, dy,
+                                                                                                            argmax, dx);
   RESCNN_CUDA_CHECK_LAUNCH();
 }
 

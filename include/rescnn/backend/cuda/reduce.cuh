@@ -21,7 +21,8 @@ __device__ Acc block_reduce(Acc v, Merge merge) {
   partial[threadIdx.x] = v;
   __syncthreads();
   for (int width = kThreads / 2; width > 0; width /= 2) {
-    if (static_cast<int>(threadIdx.x) < width) partial[threadIdx.x] = merge(partial[threadIdx.x], partial[threadIdx.x + width]);
+    if (static_cast<int>(threadIdx.x) < width)
+      partial[threadIdx.x] = merge(partial[threadIdx.x], partial[threadIdx.x + width]);
     __syncthreads();
   }
   const Acc result = partial[0];

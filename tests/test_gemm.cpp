@@ -217,21 +217,15 @@ TEST_CASE("Convolutions give the same bits on 1 and 2 threads", "[gemm][conv2d][
           for (const auto& v : {dx, dw.to_vector(), db.to_vector()}) out.insert(out.end(), v.begin(), v.end());
           return out;
         };
-        const auto count_differences = [](const std::vector<float>& a, const std::vector<float>& b) {
-          REQUIRE(a.size() == b.size());
-          std::size_t differ = 0;
-          for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
-          return differ;
-        };
         if (level != cpu::Isa::generic) {
-          const std::size_t differ = count_differences(run(1), run(2));
+          const std::size_t differ = testing::count_differences(run(1), run(2));
           INFO(differ << " values differ between 1 and 2 threads");
           CHECK(differ == 0);
         } else {
           // The Eigen path repeats itself for a given thread count, but Eigen
           // sizes its GEMM blocks by the thread count, so 1 and 2 threads round
           // differently (README: "CPU kernels").
-          const std::size_t differ = count_differences(run(2), run(2));
+          const std::size_t differ = testing::count_differences(run(2), run(2));
           INFO(differ << " values differ between two runs on 2 threads");
           CHECK(differ == 0);
         }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "rescnn/backend/cpu/isa.hpp"
+#include "support/compare.hpp"
 #include "support/isa.hpp"
 
 namespace rescnn::odr {
@@ -22,16 +23,7 @@ std::vector<float> unit_native(cpu::Isa level, cpu::Isa* level_used);
 
 using namespace rescnn;
 
-namespace {
-
-std::size_t count_differences(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  std::size_t differ = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
-  return differ;
-}
-
-}  // namespace
+using testing::count_differences;
 
 TEST_CASE("Units compiled with and without -march=x86-64-v3 compute the same bits at every vector level",
           "[odr][isa]") {

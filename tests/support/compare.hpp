@@ -15,6 +15,15 @@
 
 namespace rescnn::testing {
 
+// How many elements of two equally long vectors differ in any bit (for the
+// tests that require bit-identical results: thread counts, units).
+inline std::size_t count_differences(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) differ += a[i] != b[i];
+  return differ;
+}
+
 struct Closeness {
   double max_rel_error = 0;
   index_t worst = -1;

@@ -1,7 +1,9 @@
 // rescnn/backend/cpu/conv2d.hpp — 2-D convolution on the CPU as batched GEMM.
 //
 // float on an AVX2 or AVX-512 CPU takes the implicit-GEMM path of
-// kernels/conv_gemm.inc at the level in use (float_kernels.hpp). Everything
+// kernels/conv_gemm.inc at the level in use (float_kernels.hpp); under bf16
+// autocast (core/precision.hpp) the same path multiplies in bf16 at the
+// avx512_bf16 level (bf16_kernels.hpp). Everything
 // else (double, the generic level) takes the Eigen path below: for each
 // chunk of samples and each group, the input patches are unfolded
 // (im2col) into a matrix of (C/g * kh * kw) rows and (samples * OH * OW)
@@ -23,6 +25,7 @@
 
 #include <type_traits>
 
+#include "rescnn/backend/cpu/bf16_kernels.hpp"
 #include "rescnn/backend/cpu/float_kernels.hpp"
 #include "rescnn/backend/cpu/im2col.hpp"
 #include "rescnn/backend/cpu/scratch.hpp"
@@ -35,7 +38,10 @@ namespace rescnn::cpu {
 // (false for the generic level and for double).
 template <class T>
 bool uses_winograd(const Conv2dGeometry& g) {
-  if constexpr (std::is_same_v<T, float>) return with_float_kernels([&](auto k) { return k.uses_winograd(g); });
+  if constexpr (std::is_same_v<T, float>) {
+    if (with_bf16_kernels([](auto) { return true; })) return false;  // bf16 is never Winograd
+    return with_float_kernels([&](auto k) { return k.uses_winograd(g); });
+  }
   return false;
 }
 
@@ -50,7 +56,8 @@ inline constexpr index_t kDirectPlaneThreshold = 256;
 template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
   if constexpr (std::is_same_v<T, float>) {
-    if (with_float_kernels([&](auto k) { return k.conv2d_forward(g, x, w, bias, y); })) return;
+    const auto run = [&](auto k) { return k.conv2d_forward(g, x, w, bias, y); };
+    if (with_bf16_kernels(run) || with_float_kernels(run)) return;
   }
   using namespace conv_detail;
   const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), ohw = g.out_plane();
@@ -86,12 +93,12 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   if constexpr (std::is_same_v<T, float>) {
-    if (with_float_kernels([&](auto k) {
-          if (!k.conv2d_backward_weight(g, x, dy, dw, db)) return false;
-          if (dx) k.conv2d_backward_data(g, w, dy, dx);
-          return true;
-        }))
-      return;
+    const auto run = [&](auto k) {
+      if (!k.conv2d_backward_weight(g, x, dy, dw, db)) return false;
+      if (dx) k.conv2d_backward_data(g, w, dy, dx);
+      return true;
+    };
+    if (with_bf16_kernels(run) || with_float_kernels(run)) return;
   }
   using namespace conv_detail;
   const index_t K = g.patch_size(), ocpg = g.out_channels_per_group(), ohw = g.out_plane();

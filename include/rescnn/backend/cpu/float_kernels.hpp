@@ -22,7 +22,7 @@ namespace rescnn::cpu {
 // The level whose float kernels run: the best compiled here at or below isa().
 inline Isa float_kernel_level() {
   [[maybe_unused]] const Isa level = isa();
-#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL
+#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL && !RESCNN_CPU_HAS_AVX512_LEVEL
   if (level >= Isa::avx512_bf16) return Isa::avx512_bf16;
 #endif
 #if RESCNN_CPU_HAS_AVX512_LEVEL
@@ -37,7 +37,7 @@ inline Isa float_kernel_level() {
 template <class F>
 bool with_float_kernels(F&& f) {
   switch (float_kernel_level()) {
-#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL
+#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL && !RESCNN_CPU_HAS_AVX512_LEVEL
     case Isa::avx512_bf16: return f(avx512_bf16::Kernels{});
 #endif
 #if RESCNN_CPU_HAS_AVX512_LEVEL

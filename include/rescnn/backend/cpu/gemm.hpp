@@ -9,6 +9,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 
+#include "rescnn/backend/cpu/bf16_kernels.hpp"
 #include "rescnn/backend/cpu/float_kernels.hpp"
 #include "rescnn/core/shape.hpp"
 
@@ -48,6 +49,19 @@ inline void sgemm(index_t M, index_t N, index_t K, const float* a, index_t lda, 
     with_b(Eigen::Map<const ColMajor, Eigen::Unaligned, Stride>(a, M, K, Stride(lda)));
   else
     with_b(Eigen::Map<const RowMajor, Eigen::Unaligned, Stride>(a, M, K, Stride(lda)));
+}
+
+// The matrix products of the layers (Linear): sgemm, or under bf16 autocast
+// (core/precision.hpp) at the avx512_bf16 level the same product with the
+// operands rounded to bf16 and float accumulation.
+inline void layer_gemm(index_t M, index_t N, index_t K, const float* a, index_t lda, bool trans_a, const float* b,
+                       index_t ldb, bool trans_b, float* c, index_t ldc, bool accumulate) {
+  if (with_bf16_kernels([&](auto k) {
+        k.gemm(M, N, K, a, lda, trans_a, b, ldb, trans_b, c, ldc, accumulate);
+        return true;
+      }))
+    return;
+  sgemm(M, N, K, a, lda, trans_a, b, ldb, trans_b, c, ldc, accumulate);
 }
 
 }  // namespace rescnn::cpu

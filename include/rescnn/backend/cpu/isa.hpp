@@ -70,10 +70,12 @@
 #define RESCNN_CPU_HAS_AVX512_LEVEL 0
 #endif
 
-// The float kernels of the avx512_bf16 level are avx512's; they are compiled
-// under the bf16 level's own target only in units that cannot compile
-// avx512 (built for a CPU beyond x86-64-v4).
-#if RESCNN_CPU_X86_LEVELS && !RESCNN_CPU_HAS_AVX512_LEVEL
+// The avx512_bf16 level (its bf16 kernels) is compiled wherever there are
+// x86 levels. Its float kernels are avx512's; they are compiled under the
+// bf16 level's own target only in units that cannot compile avx512 (built
+// for a CPU beyond x86-64-v4), whose bf16 kernels then also carry the unit's
+// extra features.
+#if RESCNN_CPU_X86_LEVELS
 #define RESCNN_CPU_HAS_AVX512_BF16_LEVEL 1
 #else
 #define RESCNN_CPU_HAS_AVX512_BF16_LEVEL 0

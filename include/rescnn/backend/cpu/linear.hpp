@@ -22,7 +22,7 @@ template <class T>
 void linear_forward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* bias, T* y) {
   RowMajorMap<T> Y(y, batch, out);
   if constexpr (std::is_same_v<T, float>) {
-    sgemm(batch, out, in, x, in, false, w, in, true, y, out, false);
+    layer_gemm(batch, out, in, x, in, false, w, in, true, y, out, false);
   } else {
     ConstRowMajorMap<T> X(x, batch, in), W(w, out, in);
     Y.noalias() = X * W.transpose();
@@ -36,8 +36,8 @@ void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T
   ConstRowMajorMap<T> X(x, batch, in), W(w, out, in), dY(dy, batch, out);
   if (db) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db, out) += dY.colwise().sum();
   if constexpr (std::is_same_v<T, float>) {
-    sgemm(out, in, batch, dy, out, true, x, in, false, dw, in, true);
-    if (dx) sgemm(batch, in, out, dy, out, false, w, in, false, dx, in, false);
+    layer_gemm(out, in, batch, dy, out, true, x, in, false, dw, in, true);
+    if (dx) layer_gemm(batch, in, out, dy, out, false, w, in, false, dx, in, false);
   } else {
     RowMajorMap<T>(dw, out, in).noalias() += dY.transpose() * X;
     if (dx) RowMajorMap<T>(dx, batch, in).noalias() = dY * W;

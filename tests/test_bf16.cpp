@@ -258,7 +258,8 @@ TEST_CASE("Without the bf16 level, bf16 autocast computes exactly fp32; fp16 on 
 //
 // Forward, in eval mode: measured 0.6% (resnet18) and 0.9% (resnet50), as
 // PyTorch's bf16 autocast against its fp32 (0.5%, 0.6%, same shapes); the
-// bound is 2%.
+// bound is 1.5%. One convolution wrong by one tap of its 147 (tests/mutation
+// 30: the stem loses its last tap) gives 2.9% and 1.8%.
 //
 // Gradients: two forward passes that differ in rounding flip some ReLUs
 // whose input is near zero, and the gradient of a random network under a
@@ -273,8 +274,8 @@ TEST_CASE("Without the bf16 level, bf16 autocast computes exactly fp32; fp16 on 
 // the gradient that all 17 or 53 layers' rounding reached, mostly
 // cancelling). The bounds: median 2%, worst 8%.
 //
-// A deliberately wrong bf16 convolution (tests/mutation: 29, a depth pair
-// that repeats its first depth) breaks both bounds many times over.
+// Every convolution wrong by a tap in every pair (tests/mutation 29) breaks
+// every bound many times over (50-190%).
 TEST_CASE("resnet18 and resnet50 in bf16 agree with fp32 within bf16's rounding", "[bf16][models]") {
   REQUIRE_BF16_LEVEL();
   for (const std::string name : {"resnet18", "resnet50"}) {
@@ -292,7 +293,7 @@ TEST_CASE("resnet18 and resnet50 in bf16 agree with fp32 within bf16's rounding"
       const double output_error = relative_l2(forward(Precision::bf16), forward(Precision::fp32));
       INFO(name << " eval output: relative error " << output_error);
       CHECK(output_error > 1e-4);  // bf16 really ran
-      CHECK(output_error <= 2e-2);
+      CHECK(output_error <= 1.5e-2);
 
       model->train(true);
       const auto backward = [&](Precision p) {

@@ -2,10 +2,12 @@
 // as benchmarks/torch_resnet_bench.py and with the same output lines:
 //
 //   bench_resnet --size 96 --batch 128 --steps 20 [--device cuda] [--cases train,infer]
-//                [--no-tf32] [--deterministic]
+//                [--precision fp32|bf16|fp16] [--no-tf32] [--deterministic]
 //   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu precision=fp32
 //   isa=avx512
 //
+// --precision bf16: convolutions and Linear under bf16 autocast
+// (core/precision.hpp), as torch_resnet_bench.py --autocast bf16.
 // On a GPU: TF32 convolutions by default (PyTorch's default; precision=tf32conv),
 // --no-tf32 for full fp32, --deterministic for cuda::set_deterministic(true).
 //
@@ -35,7 +37,7 @@ namespace {
 struct Args {
   int threads = 2;
   long size = 28, batch = 128, steps = 5;
-  std::string device = "cpu", cases = "train,infer", model = "d2l_resnet18";
+  std::string device = "cpu", cases = "train,infer", model = "d2l_resnet18", precision = "fp32";
   bool tf32 = true;
   bool deterministic = false;
 };
@@ -53,6 +55,9 @@ Args parse(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--cases", a.cases, "Comma-separated: train, infer")->capture_default_str();
   app.add_option("--model", a.model, "Model name (models::model_names())")->capture_default_str();
+  app.add_option("--precision", a.precision, "Convolutions and Linear in fp32, bf16 or fp16 (autocast)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}, CLI::ignore_case));
   app.add_flag("!--no-tf32", a.tf32, "CUDA: full fp32 convolutions instead of TF32");
   app.add_flag("--deterministic", a.deterministic, "CUDA: deterministic cuDNN algorithms only");
   try {
@@ -73,6 +78,7 @@ void synchronize() {
 // Images per second over `steps` steps of `train` (or inference) mode.
 template <class D>
 double bench(const Args& a, bool train) {
+  const rn::Autocast autocast(rn::parse_precision(a.precision, "--precision"));
   rn::manual_seed(0);
   auto model = rn::models::create<float, D>(a.model, {.num_classes = 10, .in_channels = 1});
   const auto x = rn::Tensor<float>::normal({a.batch, 1, a.size, a.size}, 0, 1).template to<D>();
@@ -111,7 +117,13 @@ double peak_rss_mb() {
 }
 
 template <class D>
-void run(const Args& a, const std::string& precision) {
+void run(const Args& a, std::string precision) {
+  const rn::Precision autocast = rn::parse_precision(a.precision, "--precision");
+  rn::check_precision_supported<D>(autocast, "--precision");
+  // One token for the case line: what the products really ran in (a CPU
+  // without AVX512_BF16 runs bf16 as fp32, and the library says so on stderr).
+  if (autocast != rn::Precision::fp32)
+    precision = rn::is_cuda_v<D> || rn::cpu::bf16_compute_available() ? rn::precision_name(autocast) : "fp32";
   std::string case_model = a.model == "d2l_resnet18" ? "resnet18" : a.model;
   std::string rest = a.cases;
   while (!rest.empty()) {

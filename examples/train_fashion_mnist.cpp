@@ -47,6 +47,7 @@ struct Flags {
   std::string plot;
   std::string progress = "auto";
   std::string device = "cpu";
+  std::string precision = "fp32";
 };
 
 // Flag checks with plain messages. (CLI11's PositiveNumber reports "not in
@@ -124,6 +125,8 @@ template <class D>
 int train_on(const Flags& f) {
   if (f.threads > 0) rn::set_num_threads(f.threads);
   rn::manual_seed(f.seed);
+  const rn::Precision precision = rn::parse_precision(f.precision, "--precision");
+  rn::check_precision_supported<D>(precision, "--precision");
 
   rn::data::FashionMNIST data(
       {.root = f.data,
@@ -145,7 +148,8 @@ int train_on(const Flags& f) {
             << " train_images=" << data.train().num_samples() << " test_images=" << data.test().num_samples()
             << " image=" << data.train().image_height() << "x" << data.train().image_width()
             << " batch=" << f.batch_size << " device=" << device_description<D>()
-            << " threads=" << rn::get_num_threads() << " isa=" << rn::cpu::isa_name(rn::cpu::isa()) << "\n"
+            << " threads=" << rn::get_num_threads() << " isa=" << rn::cpu::isa_name(rn::cpu::isa())
+            << " precision=" << rn::precision_description<D>(precision) << "\n"
             << "optimizer=" << optimizer->to_string() << " schedule=" << schedule->to_string() << "\n";
 
   rn::train::TrainerOptions options;
@@ -156,6 +160,7 @@ int train_on(const Flags& f) {
   options.checkpoint = f.checkpoint;
   options.resume = f.resume;
   options.plot_title = f.model + " on Fashion-MNIST";
+  options.precision = precision;
   options.progress = f.progress == "bar"    ? rn::train::ProgressMode::Bar
                      : f.progress == "none" ? rn::train::ProgressMode::Silent
                                             : rn::train::ProgressMode::Auto;
@@ -239,6 +244,10 @@ int main(int argc, char** argv) {
   app.add_option("--plot", f.plot, "Write the loss and accuracy curves to this SVG file");
   app.add_option("--progress", f.progress, "Progress bar: auto (on a terminal), bar or none")
       ->check(CLI::IsMember({"auto", "bar", "none"}))
+      ->capture_default_str();
+  app.add_option("--precision", f.precision,
+                 "Convolutions and Linear in fp32, bf16 or fp16 (CUDA), float accumulation; weights stay fp32")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}, CLI::ignore_case))
       ->capture_default_str();
   app.add_option("--device", f.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
   CLI11_PARSE(app, argc, argv);

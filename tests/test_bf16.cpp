@@ -36,13 +36,26 @@ using rescnn::testing::IsCloseToReference;
 
 namespace {
 
-// The test needs the bf16 level; a CPU without AVX512_BF16 skips (and the
-// fallback case below checks what it does instead).
-#define REQUIRE_BF16_LEVEL()                                                                 \
-  do {                                                                                       \
-    if (!cpu::bf16_compute_available())                                                      \
-      RESCNN_SKIP("this CPU (or RESCNN_MAX_CPU_ISA) has no avx512_bf16 level: level "        \
-                  << cpu::isa_name(cpu::isa()));                                             \
+// The bf16 kernels run whenever this CPU has the avx512_bf16 level, also
+// where autocast would not use them by default (an Intel CPU, whose
+// vdpbf16ps does not beat its FMA: bf16_dot_product_pays). Without the level
+// the test skips (and the fallback case below checks what runs instead).
+class ScopedBf16Kernels {
+ public:
+  ScopedBf16Kernels() : before_(cpu::set_bf16_dot_product(true)) {}
+  ~ScopedBf16Kernels() { cpu::set_bf16_dot_product(before_); }
+  ScopedBf16Kernels(const ScopedBf16Kernels&) = delete;
+  ScopedBf16Kernels& operator=(const ScopedBf16Kernels&) = delete;
+
+ private:
+  bool before_;
+};
+
+#define REQUIRE_BF16_LEVEL()                                                                                  \
+  const ScopedBf16Kernels bf16_kernels_in_use;                                                               \
+  do {                                                                                                        \
+    if (!cpu::bf16_compute_available())                                                                       \
+      RESCNN_SKIP("this CPU (or RESCNN_MAX_CPU_ISA) has no avx512_bf16 level: level " << cpu::isa_name(cpu::isa())); \
   } while (false)
 
 std::vector<float> rounded(std::vector<float> v) {
@@ -228,8 +241,27 @@ TEST_CASE("bf16 convolutions give the same bits on 1 and 2 threads", "[bf16][con
   }
 }
 
+TEST_CASE("Where vdpbf16ps does not pay, bf16 autocast computes exactly fp32", "[bf16]") {
+  const bool before = cpu::set_bf16_dot_product(false);
+  CHECK_FALSE(cpu::bf16_compute_available());
+  CHECK_THAT(cpu::bf16_fallback_reason(), Catch::Contains("RESCNN_CPU_BF16=1"));
+  Generator gen(5);
+  const auto x = Tensor<float>::normal({2, 8, 6, 6}, 0, 1, gen);
+  const auto w = Tensor<float>::normal({8, 8, 3, 3}, 0, 1, gen);
+  const ops::Conv2dParams params{1, 1, 1, 1};
+  const auto fp32 = ops::conv2d_forward(x, w, kNone<float>, params).to_vector();
+  std::vector<float> bf16;
+  {
+    const Autocast autocast(Precision::bf16);
+    bf16 = ops::conv2d_forward(x, w, kNone<float>, params).to_vector();
+  }
+  CHECK(testing::count_differences(bf16, fp32) == 0);
+  cpu::set_bf16_dot_product(before);
+}
+
 TEST_CASE("Without the bf16 level, bf16 autocast computes exactly fp32; fp16 on the CPU is an error", "[bf16]") {
   const cpu::Isa saved = cpu::set_max_isa(cpu::Isa::avx512);
+  CHECK_THAT(cpu::bf16_fallback_reason(), Catch::Contains("level is avx512"));
   const ops::Conv2dParams params{1, 1, 1, 1};
   Generator gen(5);
   const auto x = Tensor<float>::normal({2, 8, 6, 6}, 0, 1, gen);

@@ -2,7 +2,9 @@
 #pragma once
 
 #include "rescnn/backend/cpu/parallel.hpp"
+#include "rescnn/backend/precision_support.hpp"
 #include "rescnn/core/error.hpp"
+#include "rescnn/core/precision.hpp"
 #include "rescnn/core/rng.hpp"
 #include "rescnn/core/shape.hpp"
 #include "rescnn/core/tensor.hpp"

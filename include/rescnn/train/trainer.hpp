@@ -33,6 +33,7 @@
 #include <memory>
 #include <string>
 
+#include "rescnn/core/precision.hpp"
 #include "rescnn/io/checkpoint.hpp"
 #include "rescnn/nn/loss.hpp"
 #include "rescnn/nn/module.hpp"
@@ -65,6 +66,11 @@ struct TrainerOptions {
   std::filesystem::path checkpoint{};   // empty: no checkpoints; else written after every epoch
   bool resume = false;                  // continue from `checkpoint` when it exists
   std::string plot_title{};
+  // Convolutions and Linear layers multiply in this precision, training and
+  // evaluation (an Autocast around the whole fit, core/precision.hpp).
+  // Parameters, gradients, optimizer state and checkpoints stay float, so a
+  // run may resume in another precision.
+  Precision precision = Precision::fp32;
   ProgressMode progress = ProgressMode::Auto;
   std::ostream* log = &std::cout;  // epoch lines; null: none
   // Called after every epoch with its metrics, and after every step with
@@ -128,6 +134,7 @@ class Trainer {
     const std::int64_t steps_per_epoch = train_loader.num_batches();
     check<ValueError>(steps_per_epoch >= 1, "Trainer: the training loader has no batches");
 
+    const Autocast autocast(options_.precision);
     check_writable(options_.metrics_csv, "metrics CSV");
     check_writable(options_.plot_svg, "plot");
     check_writable(options_.checkpoint, "checkpoint");

@@ -49,6 +49,7 @@
 #include "rescnn/backend/cuda/conv_algorithm.hpp"
 #include "rescnn/backend/cuda/memory.hpp"
 #include "rescnn/backend/geometry.hpp"
+#include "rescnn/core/precision.hpp"
 #include "rescnn/core/tensor.hpp"
 
 namespace rescnn::cuda {
@@ -268,6 +269,14 @@ inline Tensor<std::uint8_t, Cuda> workspace(std::size_t bytes) {
   return Tensor<std::uint8_t, Cuda>::empty({static_cast<index_t>(bytes)});
 }
 
+// Autocast (core/precision.hpp) is not implemented on CUDA yet: a run that
+// asks for it must not silently compute in fp32.
+inline void require_fp32_autocast(const char* op) {
+  if (autocast_precision() != Precision::fp32)
+    fail(op, ": ", precision_name(autocast_precision()),
+         " autocast is not implemented in the CUDA backend yet (it computes in fp32 only)");
+}
+
 // alpha and beta scalars: double for double data, float otherwise (cuDNN's rule).
 template <class T>
 struct Scalars {
@@ -279,6 +288,7 @@ struct Scalars {
 // y = conv(x, w) (+ bias per output channel).
 template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  detail::require_fp32_autocast("conv2d (CUDA)");
   Context& ctx = context();
   detail::ConvPlan& plan = detail::ConvPlanCache::instance().plan<T>(g);
   if (!plan.forward.tuned) {
@@ -309,6 +319,7 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
 // *db += the sum of dy per channel (when db is non-null).
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
+  detail::require_fp32_autocast("conv2d backward (CUDA)");
   Context& ctx = context();
   detail::ConvPlan& plan = detail::ConvPlanCache::instance().plan<T>(g);
   const detail::Scalars<T> s;

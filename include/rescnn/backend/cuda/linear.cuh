@@ -19,6 +19,7 @@
 #include "rescnn/backend/cuda/check.hpp"
 #include "rescnn/backend/cuda/context.hpp"
 #include "rescnn/backend/cuda/launch.cuh"
+#include "rescnn/core/precision.hpp"
 #include "rescnn/core/shape.hpp"
 
 namespace rescnn::cuda {
@@ -34,6 +35,9 @@ inline int blas_int(index_t v, const char* what) {
 template <class T>
 void gemm(cublasOperation_t ta, cublasOperation_t tb, index_t m, index_t n, index_t k, const T* a, index_t lda,
           const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  if (autocast_precision() != Precision::fp32)
+    fail("linear (CUDA): ", precision_name(autocast_precision()),
+         " autocast is not implemented in the CUDA backend yet (it computes in fp32 only)");
   const cublasHandle_t h = context().cublas();
   RESCNN_CUBLAS_CHECK(
       cublasSetMathMode(h, math_settings().matmul_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));

@@ -1,0 +1,41 @@
+// rescnn/backend/precision_support.hpp — which autocast precisions
+// (core/precision.hpp) a device computes in, for programs that take the
+// precision as an option (the examples' --precision).
+//
+//   check_precision_supported<D>(p, "--precision")  throws a ValueError
+//       naming the option when device D cannot compute in p at all;
+//   precision_description<D>(p)  "bf16", or "bf16 (computed in fp32: ...)"
+//       when the CPU lacks AVX512_BF16 and falls back.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "rescnn/backend/cpu/bf16_kernels.hpp"
+#include "rescnn/core/device.hpp"
+#include "rescnn/core/error.hpp"
+#include "rescnn/core/precision.hpp"
+
+namespace rescnn {
+
+template <class D>
+void check_precision_supported(Precision p, std::string_view what = "precision") {
+  if (p == Precision::fp32) return;
+  if constexpr (is_cuda_v<D>) {
+    fail(what, " ", precision_name(p),
+         ": the CUDA backend computes in fp32 only so far (bf16/fp16 through cuDNN is not implemented yet)");
+  } else {
+    if (p == Precision::fp16) fail(what, " fp16 runs on CUDA only; on the CPU use bf16");
+  }
+}
+
+template <class D>
+std::string precision_description(Precision p) {
+  if constexpr (!is_cuda_v<D>) {
+    if (p == Precision::bf16 && !cpu::bf16_compute_available())
+      return "bf16 (computed in fp32: " + cpu::bf16_fallback_reason() + ")";
+  }
+  return precision_name(p);
+}
+
+}  // namespace rescnn

@@ -22,6 +22,13 @@ effect PyTorch's tuning guide gets from jemalloc/tcmalloc). --torch-env
 passes such settings to the PyTorch runs only, for a comparison against
 PyTorch at its best rather than as installed.
 
+--pytorch-best is PyTorch at its best here: the malloc settings above and
+channels_last (--torch-env and --torch-arg spelled out). --precision bf16
+runs rescnn with --precision bf16 and PyTorch under bf16 autocast
+(torch_resnet_bench.py --amp bf16):
+
+  /usr/bin/python3 benchmarks/compare_pytorch.py --precision bf16 --pytorch-best --rounds 3
+
 --isa avx2 runs both at one instruction-set level: rescnn with
 RESCNN_MAX_CPU_ISA=avx2, PyTorch with ONEDNN_MAX_CPU_ISA=AVX2 and
 ATEN_CPU_CAPABILITY=avx2 (oneDNN's and ATen's own caps), as on a CPU
@@ -91,10 +98,22 @@ def main():
                    help="environment for the PyTorch runs only (repeatable)")
     p.add_argument("--torch-arg", action="append", default=[], metavar="ARG",
                    help="an extra argument for torch_resnet_bench.py, e.g. --torch-arg=--channels-last (repeatable)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: rescnn --precision bf16 against PyTorch's bf16 autocast")
+    p.add_argument("--pytorch-best", action="store_true",
+                   help="PyTorch with the tuned malloc (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_) and channels_last")
     p.add_argument("--isa", choices=sorted(ISA_ENV), help="run both programs capped at this instruction-set level")
     p.add_argument("--against-build", metavar="DIR",
                    help="compare against DIR's bench_resnet instead of PyTorch")
     a = p.parse_args()
+    if a.pytorch_best:
+        a.torch_env += ["MALLOC_MMAP_THRESHOLD_=4294967296", "MALLOC_TRIM_THRESHOLD_=4294967296"]
+        a.torch_arg += ["--channels-last"]
+    ours_extra = []
+    if a.precision != "fp32":
+        ours_extra = ["--precision", a.precision]
+        if not a.against_build:
+            a.torch_arg += ["--amp", a.precision]
 
     ours_bin = os.path.join(a.build, "benchmarks", "bench_resnet")
     if not os.access(ours_bin, os.X_OK):
@@ -135,8 +154,8 @@ def main():
         for mode, size in cases:
             common = ["--size", str(size), "--batch", str(a.batch), "--steps", str(steps(mode, size)),
                       "--threads", str(a.threads), "--cases", mode]
-            ours_cmd = [ours_bin] + common
-            torch_cmd = ([other_bin] + common if a.against_build
+            ours_cmd = [ours_bin] + common + ours_extra
+            torch_cmd = ([other_bin] + common + ours_extra if a.against_build
                          else [sys.executable, torch_script] + common + a.torch_arg)
             order = [("ours", ours_cmd), ("torch", torch_cmd)]
             if r % 2:
@@ -185,7 +204,7 @@ def main():
             f.write(f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
             f.write(f"- Machine: {cpu_name()}, {os.cpu_count()} logical CPUs; threads={a.threads}\n")
             f.write(f"- PyTorch {torch.__version__} (Python {platform.python_version()}), "
-                    f"d2l ResNet-18, batch {a.batch}, fp32\n")
+                    f"d2l ResNet-18, batch {a.batch}, {a.precision}\n")
             f.write(f"- {a.rounds} rounds, each case in its own process, the order of the two programs "
                     f"alternating between rounds; {elapsed / 60:.1f} minutes in all\n")
             f.write(f"- ratio = rescnn img/s / {other} img/s within one round (higher is better for rescnn); "

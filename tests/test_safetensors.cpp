@@ -587,3 +587,41 @@ TEST_CASE("safetensors save replaces an existing file completely", "[io]") {
   CHECK(back.metadata().empty());
   CHECK(files_in(dir.path) == std::vector<std::string>{"model.safetensors"});
 }
+
+TEST_CASE("BF16 and F16 tensors read and write as PyTorch's (golden)", "[io][safetensors][golden]") {
+  // tests/golden/make_half_golden.py: torch's rounding of `source` to
+  // bfloat16 and float16, and its widening of those back to float32.
+  const auto f = SafeTensors::load(std::filesystem::path(RESCNN_GOLDEN_DIR) / "half_dtypes.safetensors");
+  const auto bits_of = [](const Tensor<float>& t) {
+    std::vector<std::uint32_t> out(static_cast<std::size_t>(t.numel()));
+    std::memcpy(out.data(), t.data(), out.size() * 4);
+    return out;
+  };
+  // Widening is exact: the same bits as torch's .float() (NaN-free data).
+  CHECK(bits_of(f.tensor<float>("bf16")) == bits_of(f.tensor<float>("bf16_f32")));
+  CHECK(bits_of(f.tensor<float>("f16")) == bits_of(f.tensor<float>("f16_f32")));
+  CHECK(f.tensor<float>("bf16").shape() == f.tensor<float>("source").shape());
+  // Narrowing rounds as torch does, ties and subnormals included.
+  SafeTensors out;
+  out.add_as("bf16", f.tensor<float>("source"), DType::BF16);
+  out.add_as("f16", f.tensor<float>("f16_source"), DType::F16);
+  CHECK(out.record("bf16").dtype == DType::BF16);
+  CHECK(out.record("bf16").bytes == f.record("bf16").bytes);
+  CHECK(out.record("f16").bytes == f.record("f16").bytes);
+  // Only float reads the narrow types; a double read is still exact-only.
+  CHECK_THROWS_WITH(f.tensor<double>("bf16"), Catch::Contains("has dtype BF16"));
+}
+
+TEST_CASE("Writing F16 refuses values beyond its range instead of storing infinities", "[io][safetensors]") {
+  SafeTensors st;
+  const auto t = Tensor<float>::from_vector({3}, {1.0f, -70000.0f, 2.0f});
+  CHECK_THROWS_WITH(st.add_as("w", t, DType::F16),
+                    Catch::Contains("'w'") && Catch::Contains("-70000") && Catch::Contains("65504"));
+  CHECK_FALSE(st.contains("w"));
+  CHECK_THROWS_WITH(st.add_as("w", t, DType::I32), Catch::Contains("cannot store floating-point values as I32"));
+  // Infinities and NaN are values of every format: kept, not refused.
+  st.add_as("inf", Tensor<float>::from_vector({2}, {INFINITY, NAN}), DType::F16);
+  const auto back = st.tensor<float>("inf");
+  CHECK(std::isinf(back.data()[0]));
+  CHECK(std::isnan(back.data()[1]));
+}

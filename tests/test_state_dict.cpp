@@ -144,7 +144,7 @@ TEST_CASE("A mismatched state dict is rejected and leaves the model unchanged", 
     st.erase("last.2.bias");
     st.add("last.2.bias", Tensor<std::int64_t>::zeros({10}));
     REQUIRE_THROWS_WITH(rn::io::load_state_dict(*model, st),
-                        Catch::Contains("'last.2.bias' has dtype I64 (a floating-point F32 or F64 tensor is needed)"));
+                        Catch::Contains("'last.2.bias' has dtype I64 (a floating-point F32, F64, BF16 or F16 tensor is needed)"));
     unchanged();
   }
   SECTION("a float64 file converts, as torch's copy_ does") {
@@ -163,5 +163,43 @@ TEST_CASE("A mismatched state dict is rejected and leaves the model unchanged", 
     REQUIRE_THROWS_AS(rn::io::load(*model, tmp / "bad.safetensors"), rn::IoError);
     REQUIRE_THROWS_WITH(rn::io::load(*model, tmp.path), Catch::Contains("is a directory"));
     unchanged();
+  }
+}
+
+TEST_CASE("A state dict saved as BF16 or F16 holds each value rounded and loads back into a float model",
+          "[state_dict]") {
+  TempDir tmp("rescnn_state_dict_half");
+  rn::manual_seed(3);
+  auto a = tiny_model();
+  a->forward(Tensor<float>::uniform({4, 1, 28, 28}, 0, 1));  // running statistics away from 0 and 1
+  for (const auto dtype : {rn::io::DType::BF16, rn::io::DType::F16}) {
+    DYNAMIC_SECTION(rn::io::to_string(dtype)) {
+      const auto path = tmp / "w.safetensors";
+      rn::io::save(*a, path, {.dtype = dtype});
+      const SafeTensors file = SafeTensors::load(path);
+      CHECK(file.record("b2.0.conv1.weight").dtype == dtype);
+      CHECK(file.record("0.1.running_var").dtype == dtype);
+      CHECK(file.record("0.1.num_batches_tracked").dtype == rn::io::DType::I64);  // counters stay int64
+
+      rn::manual_seed(4);
+      auto b = tiny_model();
+      rn::io::load(*b, path);
+      const SafeTensors sa = rn::io::state_dict(*a), sb = rn::io::state_dict(*b);
+      std::size_t values = 0, exact = 0;
+      for (const auto& name : sa.names()) {
+        if (sa.record(name).dtype != rn::io::DType::F32) continue;
+        const auto va = sa.tensor<float>(name).to_vector(), vb = sb.tensor<float>(name).to_vector();
+        for (std::size_t i = 0; i < va.size(); ++i) {
+          const float want = dtype == rn::io::DType::BF16 ? rn::round_to_bf16(va[i])
+                                                          : rn::half_bits_to_float(rn::float_to_half_bits(va[i]));
+          INFO(name << "[" << i << "]: " << va[i] << " saved, " << vb[i] << " loaded, " << want << " expected");
+          REQUIRE(vb[i] == want);
+          ++values;
+          exact += vb[i] == va[i];
+        }
+      }
+      CHECK(values > 10000);
+      CHECK(exact < values / 2);  // the file really was narrowed
+    }
   }
 }

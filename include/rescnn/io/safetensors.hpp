@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -57,6 +58,7 @@
 
 #include "rescnn/core/device.hpp"
 #include "rescnn/core/error.hpp"
+#include "rescnn/core/half.hpp"
 #include "rescnn/core/shape.hpp"
 #include "rescnn/core/tensor.hpp"
 #include "rescnn/io/atomic_write.hpp"
@@ -68,7 +70,9 @@ static_assert(std::endian::native == std::endian::little,
               "rescnn::io::SafeTensors copies tensor bytes as stored; it needs a little-endian host");
 
 // Element types of the safetensors format. Every one is parsed and kept as
-// raw bytes; `SafeTensors::tensor<T>()` converts F32, F64, I64, I32 and U8.
+// raw bytes; `SafeTensors::tensor<T>()` converts F32, F64, I64, I32 and U8,
+// and models load F32, F64, BF16 and F16 (state_dict.hpp); add_as() writes
+// floating-point tensors as any of those four.
 enum class DType { F32, F64, I64, I32, U8, F16, BF16, BOOL, I8, I16, U16, U32, U64, F8_E5M2, F8_E4M3 };
 
 inline constexpr DType kAllDTypes[] = {DType::F32, DType::F64,  DType::I64,  DType::I32,     DType::U8,
@@ -385,22 +389,39 @@ class SafeTensors {
   }
 
   // A copy of tensor `name` as Tensor<T>. The stored dtype must be exactly
-  // T's (no silent conversion) and the rank at most 4.
+  // T's (no silent conversion), except that float also reads BF16 and F16,
+  // which widen to float exactly; the rank must be at most 4.
   template <class T>
   Tensor<T, Cpu> tensor(const std::string& name) const {
     const TensorRecord& rec = record(name);
+    if constexpr (std::is_same_v<T, float>) {
+      if (rec.dtype == DType::BF16 || rec.dtype == DType::F16) {
+        Tensor<T, Cpu> t = Tensor<T, Cpu>::empty(checked_shape(name, rec));
+        std::vector<std::uint16_t> bits(rec.bytes.size() / 2);
+        if (!bits.empty()) std::memcpy(bits.data(), rec.bytes.data(), rec.bytes.size());
+        for (std::size_t i = 0; i < bits.size(); ++i)
+          t.data()[i] = rec.dtype == DType::BF16 ? bf16_bits_to_float(bits[i]) : half_bits_to_float(bits[i]);
+        return t;
+      }
+    }
     check<IoError>(rec.dtype == dtype_of<T>(), "safetensors '", source_, "': tensor '", name, "' has dtype ",
                    to_string(rec.dtype), ", but ", to_string(dtype_of<T>()), " (", dtype_name<T>(), ") was requested");
-    check<IoError>(rec.shape.size() <= static_cast<std::size_t>(Shape::kMaxRank), "safetensors '", source_,
-                   "': tensor '", name, "' has rank ", rec.shape.size(), " (shape ", detail::format_dims(rec.shape),
-                   "); rescnn tensors have rank at most ", Shape::kMaxRank);
-    const Shape shape = Shape::from_range(rec.shape.begin(), rec.shape.end());
-    Tensor<T, Cpu> t = Tensor<T, Cpu>::empty(shape);
+    Tensor<T, Cpu> t = Tensor<T, Cpu>::empty(checked_shape(name, rec));
     if (!rec.bytes.empty()) std::memcpy(t.data(), rec.bytes.data(), rec.bytes.size());
     return t;
   }
 
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+ private:
+  Shape checked_shape(const std::string& name, const TensorRecord& rec) const {
+    check<IoError>(rec.shape.size() <= static_cast<std::size_t>(Shape::kMaxRank), "safetensors '", source_,
+                   "': tensor '", name, "' has rank ", rec.shape.size(), " (shape ", detail::format_dims(rec.shape),
+                   "); rescnn tensors have rank at most ", Shape::kMaxRank);
+    return Shape::from_range(rec.shape.begin(), rec.shape.end());
+  }
+
+ public:
 
   std::string meta(const std::string& key) const {
     const auto it = metadata_.find(key);
@@ -442,6 +463,42 @@ class SafeTensors {
     std::vector<std::int64_t> shape(host.shape().begin(), host.shape().end());
     const std::span<const T> values(host.data(), static_cast<std::size_t>(host.numel()));
     add(name, dtype_of<T>(), std::move(shape), std::as_bytes(values));
+  }
+
+  // A floating-point tensor stored as `dtype` (F32, F64, BF16 or F16),
+  // rounding to nearest even where it narrows. A finite value that F16
+  // cannot hold is a ValueError naming the tensor (never an infinity).
+  template <class T, class D>
+  void add_as(const std::string& name, const Tensor<T, D>& t, DType dtype) {
+    static_assert(std::is_floating_point_v<T>, "SafeTensors::add_as converts floating-point tensors");
+    if (dtype == dtype_of<T>()) return add(name, t);
+    check<ValueError>(t.defined(), "SafeTensors::add: tensor '", name, "' is undefined");
+    check<ValueError>(dtype == DType::F32 || dtype == DType::F64 || dtype == DType::BF16 || dtype == DType::F16,
+                      "SafeTensors::add_as: tensor '", name, "': cannot store floating-point values as ",
+                      to_string(dtype), " (F32, F64, BF16 or F16)");
+    const Tensor<T, Cpu> host = t.template to<Cpu>();
+    std::vector<std::int64_t> shape(host.shape().begin(), host.shape().end());
+    const auto n = static_cast<std::size_t>(host.numel());
+    const T* v = host.data();
+    const auto store = [&](auto converted) { add(name, dtype, std::move(shape), std::as_bytes(std::span(converted))); };
+    if (dtype == DType::F32 || dtype == DType::F64) {
+      if (dtype == DType::F32) store(std::vector<float>(v, v + n));
+      else store(std::vector<double>(v, v + n));
+      return;
+    }
+    std::vector<std::uint16_t> bits(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto f = static_cast<float>(v[i]);
+      if (dtype == DType::BF16) {
+        bits[i] = float_to_bf16_bits(f);
+      } else {
+        bits[i] = float_to_half_bits(f);
+        if (std::isfinite(f) && (bits[i] & 0x7C00u) == 0x7C00u)
+          fail("SafeTensors::add_as: tensor '", name, "' holds ", f, " (element ", i,
+               "), beyond F16's range of +-65504; store it as BF16 or F32");
+      }
+    }
+    store(std::move(bits));
   }
 
   // Removes tensor `name`; false when there was none.

@@ -24,10 +24,12 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "rescnn/core/half.hpp"
 #include "rescnn/io/safetensors.hpp"
 #include "rescnn/nn/batchnorm2d.hpp"
 #include "rescnn/nn/module.hpp"
@@ -73,12 +75,25 @@ inline bool same_extents(const TensorRecord& rec, const Shape& shape) {
   return true;
 }
 
+// Whether a record holds floating-point values a model can load.
+inline bool is_loadable_floating(DType d) {
+  return d == DType::F32 || d == DType::F64 || d == DType::BF16 || d == DType::F16;
+}
+
 // Copies a floating-point record into `dst` (numel elements of T), converting
-// between F32 and F64 as torch's copy_ would; other dtypes are rejected.
+// between F32 and F64 as torch's copy_ would, and widening BF16 and F16
+// (exactly: every such value is a float); other dtypes are rejected.
 template <class T>
 void copy_floating_to_host(const TensorRecord& rec, T* dst) {
   const std::size_t n = rec.bytes.size() / itemsize(rec.dtype);
-  if (rec.dtype == DType::F32) {
+  if (rec.dtype == DType::BF16 || rec.dtype == DType::F16) {
+    std::vector<std::uint16_t> tmp(n);
+    if (n) std::memcpy(tmp.data(), rec.bytes.data(), rec.bytes.size());
+    const bool bf16 = rec.dtype == DType::BF16;
+    std::transform(tmp.begin(), tmp.end(), dst, [bf16](std::uint16_t v) {
+      return static_cast<T>(bf16 ? bf16_bits_to_float(v) : half_bits_to_float(v));
+    });
+  } else if (rec.dtype == DType::F32) {
     std::vector<float> tmp(n);
     if (n) std::memcpy(tmp.data(), rec.bytes.data(), rec.bytes.size());
     std::transform(tmp.begin(), tmp.end(), dst, [](float v) { return static_cast<T>(v); });
@@ -107,12 +122,21 @@ void copy_floating(const TensorRecord& rec, Tensor<T, D>& dst) {
 // skipped when a checkpoint is loaded as a plain state dict.
 inline constexpr std::string_view kOptimizerPrefix = "optimizer.";
 
+struct SaveOptions {
+  // The dtype of the floating-point tensors in the file: empty for the
+  // model's own (F32 for a float model); BF16 or F16 halve the file,
+  // rounding each value to nearest even (as torch's .to(torch.bfloat16)).
+  // A finite value beyond F16's range (65504) is an error, not an infinity.
+  std::optional<DType> dtype{};
+};
+
 // The model's parameters, buffers and BatchNorm counters.
 template <class T, class D>
-SafeTensors state_dict(nn::Module<T, D>& model) {
+SafeTensors state_dict(nn::Module<T, D>& model, const SaveOptions& options = {}) {
   SafeTensors st;
-  for (auto& [name, p] : model.named_parameters()) st.add(name, p->value);
-  for (auto& [name, b] : model.named_buffers()) st.add(name, *b);
+  const DType dtype = options.dtype.value_or(dtype_of<T>());
+  for (auto& [name, p] : model.named_parameters()) st.add_as(name, p->value, dtype);
+  for (auto& [name, b] : model.named_buffers()) st.add_as(name, *b, dtype);
   for (auto& [name, counter] : detail::batch_counters(model)) {
     const std::int64_t value = *counter;
     st.add(name, DType::I64, {}, std::as_bytes(std::span<const std::int64_t>(&value, 1)));
@@ -161,9 +185,9 @@ void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const Loa
   for (auto& [name, t] : targets) {
     if (!file.contains(name)) continue;
     const TensorRecord& rec = file.record(name);
-    if (rec.dtype != DType::F32 && rec.dtype != DType::F64)
+    if (!detail::is_loadable_floating(rec.dtype))
       problems.push_back(rescnn::detail::concat("'", name, "' has dtype ", to_string(rec.dtype),
-                                                " (a floating-point F32 or F64 tensor is needed)"));
+                                                " (a floating-point F32, F64, BF16 or F16 tensor is needed)"));
     else if (!detail::same_extents(rec, t->shape()))
       problems.push_back(rescnn::detail::concat(
           "'", name, "' has shape ", rescnn::io::detail::format_dims(rec.shape), " in the file but ",
@@ -192,8 +216,8 @@ void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const Loa
 
 // Writes the model's state dict atomically (see SafeTensors::save).
 template <class T, class D>
-void save(nn::Module<T, D>& model, const std::filesystem::path& file) {
-  SafeTensors st = state_dict(model);
+void save(nn::Module<T, D>& model, const std::filesystem::path& file, const SaveOptions& options = {}) {
+  SafeTensors st = state_dict(model, options);
   st.set_metadata("format", "pt");  // what safetensors.torch.save_file writes
   st.save(file);
 }

@@ -121,9 +121,13 @@ void run(const Args& a, std::string precision) {
   const rn::Precision autocast = rn::parse_precision(a.precision, "--precision");
   rn::check_precision_supported<D>(autocast, "--precision");
   // One token for the case line: what the products really ran in (a CPU
-  // without AVX512_BF16 runs bf16 as fp32, and the library says so on stderr).
-  if (autocast != rn::Precision::fp32)
+  // without a bf16 engine runs bf16 as fp32, and the library says so on
+  // stderr), and on the CPU the engine: precision=bf16 bf16_engine=amx.
+  if (autocast != rn::Precision::fp32) {
     precision = rn::is_cuda_v<D> || rn::cpu::bf16_compute_available() ? rn::precision_name(autocast) : "fp32";
+    if (!rn::is_cuda_v<D> && autocast == rn::Precision::bf16)
+      precision += std::string(" bf16_engine=") + rn::cpu::bf16_engine_name(rn::cpu::bf16_engine());
+  }
   std::string case_model = a.model == "d2l_resnet18" ? "resnet18" : a.model;
   std::string rest = a.cases;
   while (!rest.empty()) {

@@ -36,27 +36,35 @@ using rescnn::testing::IsCloseToReference;
 
 namespace {
 
-// The bf16 kernels run whenever this CPU has the avx512_bf16 level, also
-// where autocast would not use them by default (an Intel CPU, whose
-// vdpbf16ps does not beat its FMA: bf16_dot_product_pays). Without the level
-// the test skips (and the fallback case below checks what runs instead).
-class ScopedBf16Kernels {
+// The bf16 engines this CPU can run (bf16_kernels.hpp): each test runs on
+// every one, also where autocast would not choose it by default
+// (avx512_bf16 on an Intel CPU). None: the test skips (and the fallback
+// cases below check what runs instead).
+std::vector<cpu::Bf16Engine> bf16_engines() {
+  std::vector<cpu::Bf16Engine> out;
+  if (cpu::isa() < cpu::Isa::avx512_bf16) return out;
+  out.push_back(cpu::Bf16Engine::avx512_bf16);
+  if (cpu::amx_usable()) out.push_back(cpu::Bf16Engine::amx);
+  return out;
+}
+
+class ScopedBf16Engine {
  public:
-  ScopedBf16Kernels() : before_(cpu::set_bf16_dot_product(true)) {}
-  ~ScopedBf16Kernels() { cpu::set_bf16_dot_product(before_); }
-  ScopedBf16Kernels(const ScopedBf16Kernels&) = delete;
-  ScopedBf16Kernels& operator=(const ScopedBf16Kernels&) = delete;
+  explicit ScopedBf16Engine(cpu::Bf16Engine e) : before_(cpu::set_bf16_engine(e)) {
+    REQUIRE(cpu::bf16_engine() == e);
+  }
+  ~ScopedBf16Engine() { cpu::set_bf16_engine(before_); }
+  ScopedBf16Engine(const ScopedBf16Engine&) = delete;
+  ScopedBf16Engine& operator=(const ScopedBf16Engine&) = delete;
 
  private:
-  bool before_;
+  cpu::Bf16Engine before_;
 };
 
-#define REQUIRE_BF16_LEVEL()                                                                                  \
-  const ScopedBf16Kernels bf16_kernels_in_use;                                                               \
-  do {                                                                                                        \
-    if (!cpu::bf16_compute_available())                                                                       \
-      RESCNN_SKIP("this CPU (or RESCNN_MAX_CPU_ISA) has no avx512_bf16 level: level " << cpu::isa_name(cpu::isa())); \
-  } while (false)
+#define FOR_EACH_BF16_ENGINE(engine)                                                                      \
+  if (bf16_engines().empty())                                                                             \
+    RESCNN_SKIP("this CPU (or RESCNN_MAX_CPU_ISA) has no avx512_bf16 level: level " << cpu::isa_name(cpu::isa())); \
+  for (const cpu::Bf16Engine engine : bf16_engines())
 
 std::vector<float> rounded(std::vector<float> v) {
   for (auto& x : v) x = round_to_bf16(x);
@@ -130,7 +138,8 @@ TEST_CASE("Autocast sets the precision for its scope and parses names", "[bf16]"
 }
 
 TEST_CASE("bf16 GEMM equals the double product of the rounded operands", "[bf16][gemm]") {
-  REQUIRE_BF16_LEVEL();
+  FOR_EACH_BF16_ENGINE(engine) DYNAMIC_SECTION(cpu::bf16_engine_name(engine)) {
+    const ScopedBf16Engine use(engine);
   struct Size {
     index_t m, n, k;
   };
@@ -178,11 +187,13 @@ TEST_CASE("bf16 GEMM equals the double product of the rounded operands", "[bf16]
         INFO("worst relative error " << cl.max_rel_error << " at " << cl.worst);
         CHECK(cl.max_rel_error <= 1e-5);
       }
+  }
 }
 
 TEST_CASE("bf16 convolutions equal the double convolution of the rounded operands, all three passes",
           "[bf16][conv2d]") {
-  REQUIRE_BF16_LEVEL();
+  FOR_EACH_BF16_ENGINE(engine) DYNAMIC_SECTION(cpu::bf16_engine_name(engine)) {
+    const ScopedBf16Engine use(engine);
   for (const auto& c : testing::kernel_conv_cases()) {
     DYNAMIC_SECTION(c.name) {
       const auto g = ops::conv2d_geometry(c.input, c.weight, c.params);
@@ -212,10 +223,12 @@ TEST_CASE("bf16 convolutions equal the double convolution of the rounded operand
       CHECK_THAT(db, IsCloseToReference<float>(dbd, 1e-5));
     }
   }
+  }
 }
 
 TEST_CASE("bf16 convolutions give the same bits on 1 and 2 threads", "[bf16][conv2d][threads]") {
-  REQUIRE_BF16_LEVEL();
+  FOR_EACH_BF16_ENGINE(engine) DYNAMIC_SECTION(cpu::bf16_engine_name(engine)) {
+    const ScopedBf16Engine use(engine);
   for (const auto& c : testing::kernel_conv_cases()) {
     DYNAMIC_SECTION(c.name) {
       const auto run = [&](int threads) {
@@ -239,12 +252,13 @@ TEST_CASE("bf16 convolutions give the same bits on 1 and 2 threads", "[bf16][con
       CHECK(differ == 0);
     }
   }
+  }
 }
 
-TEST_CASE("Where vdpbf16ps does not pay, bf16 autocast computes exactly fp32", "[bf16]") {
-  const bool before = cpu::set_bf16_dot_product(false);
+TEST_CASE("With the bf16 engine off, bf16 autocast computes exactly fp32", "[bf16]") {
+  const cpu::Bf16Engine before = cpu::set_bf16_engine(cpu::Bf16Engine::off);
   CHECK_FALSE(cpu::bf16_compute_available());
-  CHECK_THAT(cpu::bf16_fallback_reason(), Catch::Contains("RESCNN_CPU_BF16=1"));
+  CHECK_THAT(cpu::bf16_fallback_reason(), Catch::Contains("off"));
   Generator gen(5);
   const auto x = Tensor<float>::normal({2, 8, 6, 6}, 0, 1, gen);
   const auto w = Tensor<float>::normal({8, 8, 3, 3}, 0, 1, gen);
@@ -256,7 +270,10 @@ TEST_CASE("Where vdpbf16ps does not pay, bf16 autocast computes exactly fp32", "
     bf16 = ops::conv2d_forward(x, w, kNone<float>, params).to_vector();
   }
   CHECK(testing::count_differences(bf16, fp32) == 0);
-  cpu::set_bf16_dot_product(before);
+  cpu::set_bf16_engine(before);
+  CHECK(cpu::parse_bf16_engine("AMX") == cpu::Bf16Engine::amx);
+  CHECK_THROWS_WITH(cpu::parse_bf16_engine("amx2", "RESCNN_CPU_BF16"),
+                    Catch::Contains("RESCNN_CPU_BF16") && Catch::Contains("auto, amx, avx512_bf16, off"));
 }
 
 TEST_CASE("Without the bf16 level, bf16 autocast computes exactly fp32; fp16 on the CPU is an error", "[bf16]") {
@@ -309,7 +326,8 @@ TEST_CASE("Without the bf16 level, bf16 autocast computes exactly fp32; fp16 on 
 // Every convolution wrong by a tap in every pair (tests/mutation 29) breaks
 // every bound many times over (50-190%).
 TEST_CASE("resnet18 and resnet50 in bf16 agree with fp32 within bf16's rounding", "[bf16][models]") {
-  REQUIRE_BF16_LEVEL();
+  FOR_EACH_BF16_ENGINE(engine) DYNAMIC_SECTION(cpu::bf16_engine_name(engine)) {
+    const ScopedBf16Engine use(engine);
   for (const std::string name : {"resnet18", "resnet50"}) {
     DYNAMIC_SECTION(name) {
       auto model = models::create<float>(name, models::ModelOptions{.num_classes = 10});
@@ -361,5 +379,6 @@ TEST_CASE("resnet18 and resnet50 in bf16 agree with fp32 within bf16's rounding"
       CHECK(median <= 2e-2);
       CHECK(worst <= 8e-2);
     }
+  }
   }
 }

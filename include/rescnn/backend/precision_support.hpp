@@ -4,8 +4,8 @@
 //
 //   check_precision_supported<D>(p, "--precision")  throws a ValueError
 //       naming the option when device D cannot compute in p at all;
-//   precision_description<D>(p)  "bf16", or "bf16 (computed in fp32: ...)"
-//       when the CPU lacks AVX512_BF16 and falls back.
+//   precision_description<D>(p)  "bf16 (amx)", "bf16 (avx512_bf16)", or
+//       "bf16 (computed in fp32: why)" where the CPU falls back.
 #pragma once
 
 #include <string>
@@ -32,8 +32,10 @@ void check_precision_supported(Precision p, std::string_view what = "precision")
 template <class D>
 std::string precision_description(Precision p) {
   if constexpr (!is_cuda_v<D>) {
-    if (p == Precision::bf16 && !cpu::bf16_compute_available())
-      return "bf16 (computed in fp32: " + cpu::bf16_fallback_reason() + ")";
+    if (p == Precision::bf16)
+      return cpu::bf16_compute_available()
+                 ? std::string("bf16 (") + cpu::bf16_engine_name(cpu::bf16_engine()) + ")"
+                 : "bf16 (computed in fp32: " + cpu::bf16_fallback_reason() + ")";
   }
   return precision_name(p);
 }

@@ -1,78 +1,127 @@
 // rescnn/backend/cpu/bf16_kernels.hpp — whether a float product runs in bf16
-// now, and the kernels that do it (the avx512_bf16 level's Bf16Kernels,
-// kernels/level_body.inc).
+// now, and on which engine.
 //
 //   if (with_bf16_kernels([&](auto k) { return k.conv2d_forward(g, x, w, b, y); })) return;
 //
-// calls the lambda when autocast asks for bf16 (core/precision.hpp) and the
-// level in use is avx512_bf16, and returns what it returned; otherwise it
-// returns false and the caller runs its float kernel. A CPU (or a cap,
-// RESCNN_MAX_CPU_ISA) without the level, or whose vdpbf16ps does not beat
-// its FMA (bf16_dot_product_pays), computes in fp32 and says so once on
-// stderr: bf16 is never slower than fp32.
+// calls the lambda with the chosen engine's Bf16Kernels (kernels/level_body.inc)
+// when autocast asks for bf16 (core/precision.hpp), and returns what it
+// returned; otherwise it returns false and the caller runs its float kernel.
+//
+// The engines, both at the avx512_bf16 level:
+//   amx          AMX tiles (Intel Sapphire Rapids and later): 16 x 32 x 16
+//                multiply-adds per instruction (level_amx.hpp)
+//   avx512_bf16  vdpbf16ps (level_avx512_bf16.hpp). AMD's (Zen 4, Zen 5) does
+//                twice the multiply-adds of an fp32 FMA at the FMA's rate;
+//                Intel's issues on one port where the FMA has two, and
+//                measured half the FMA's rate on an Emerald Rapids
+//                (benchmarks/results/bf16-cpu.md), so Intel uses it only when
+//                asked.
+// The default is the best one this CPU has: amx, else avx512_bf16 on AMD,
+// else none. With none (no AVX512_BF16, RESCNN_MAX_CPU_ISA below
+// avx512_bf16, or Intel without AMX), bf16 computes in fp32 and says so once
+// on stderr: bf16 is never slower than fp32. RESCNN_CPU_BF16 (auto, amx,
+// avx512_bf16, off) or set_bf16_engine() choose; the choice is a fixed rule,
+// never a timing, so a run and its resume compute the same bits.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "rescnn/backend/cpu/float_kernels.hpp"
+#include "rescnn/backend/cpu/level_amx.hpp"
 #include "rescnn/core/precision.hpp"
 
 namespace rescnn::cpu {
 
-// Whether this CPU's vdpbf16ps outruns its fp32 FMA. AMD's (Zen 4, Zen 5)
-// does twice the multiply-adds per instruction at the FMA's rate: twice
-// fp32's throughput. Intel's (Cooper Lake, Sapphire and Emerald Rapids)
-// issues on one port where the FMA has two, and measured slower than fp32
-// on an Emerald Rapids here (benchmarks/results/bf16-peak.md); those CPUs
-// compute bf16 with AMX, which rescnn does not use yet. RESCNN_CPU_BF16=1
-// uses vdpbf16ps anyway, =0 never; a fixed rule, not a timing, so that a
-// run and its resume compute the same bits.
-inline bool bf16_dot_product_pays() {
-  static const bool pays = [] {
-    if (const char* v = std::getenv("RESCNN_CPU_BF16"); v && *v) {
-      const std::string_view value(v);
-      if (value == "1") return true;
-      if (value == "0") return false;
-      fail("RESCNN_CPU_BF16: expected 0 or 1, got '", value, "'");
-    }
-#if RESCNN_CPU_X86_LEVELS
+enum class Bf16Engine { automatic, amx, avx512_bf16, off };
+
+inline const char* bf16_engine_name(Bf16Engine e) {
+  switch (e) {
+    case Bf16Engine::automatic: return "auto";
+    case Bf16Engine::amx: return "amx";
+    case Bf16Engine::avx512_bf16: return "avx512_bf16";
+    case Bf16Engine::off: return "off";
+  }
+  return "unknown";
+}
+
+inline Bf16Engine parse_bf16_engine(std::string_view text, std::string_view what = "bf16 engine") {
+  std::string lower(text);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (Bf16Engine e : {Bf16Engine::automatic, Bf16Engine::amx, Bf16Engine::avx512_bf16, Bf16Engine::off})
+    if (lower == bf16_engine_name(e)) return e;
+  fail(what, ": unknown value '", text, "'; expected one of auto, amx, avx512_bf16, off (any case)");
+}
+
+// Whether this process can run AMX: the CPU has AMX-TILE and AMX-BF16, and
+// Linux grants the tile state (arch_prctl ARCH_REQ_XCOMP_PERM; a process
+// must ask before its first tile instruction, which otherwise faults).
+inline bool amx_usable() {
+#if RESCNN_CPU_HAS_AMX_KERNELS && defined(__linux__) && defined(SYS_arch_prctl)
+  static const bool usable = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_is("amd") != 0;
-#else
-    return false;
-#endif
+    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return false;
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
   }();
-  return pays;
-}
-
-namespace bf16_detail {
-inline std::atomic<int>& forced() {  // -1: the rule above; 0, 1: set_bf16_dot_product()
-  static std::atomic<int> value{-1};
-  return value;
-}
-}  // namespace bf16_detail
-
-// Overrides bf16_dot_product_pays() from code (tests, benchmarks); returns
-// whether bf16 was used before.
-inline bool set_bf16_dot_product(bool use) {
-  const int before = bf16_detail::forced().exchange(use ? 1 : 0);
-  return before < 0 ? bf16_dot_product_pays() : before == 1;
-}
-
-// Whether bf16 autocast computes in bf16 at the level in use.
-inline bool bf16_compute_available() {
-#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL
-  if (isa() < Isa::avx512_bf16) return false;
-  const int forced = bf16_detail::forced().load(std::memory_order_relaxed);
-  return forced < 0 ? bf16_dot_product_pays() : forced == 1;
+  return usable;
 #else
   return false;
 #endif
 }
+
+namespace bf16_detail {
+inline Bf16Engine requested_from_environment() {
+  const char* v = std::getenv("RESCNN_CPU_BF16");
+  return v && *v ? parse_bf16_engine(v, "RESCNN_CPU_BF16") : Bf16Engine::automatic;
+}
+inline std::atomic<int>& requested() {
+  static std::atomic<int> value{static_cast<int>(requested_from_environment())};
+  return value;
+}
+inline bool amd() {
+#if RESCNN_CPU_X86_LEVELS
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd") != 0;
+#else
+  return false;
+#endif
+}
+}  // namespace bf16_detail
+
+// Chooses the engine (RESCNN_CPU_BF16 from code); returns the previous choice.
+inline Bf16Engine set_bf16_engine(Bf16Engine e) {
+  return static_cast<Bf16Engine>(bf16_detail::requested().exchange(static_cast<int>(e)));
+}
+
+// The engine bf16 autocast computes on now (off: in fp32).
+inline Bf16Engine bf16_engine() {
+#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL
+  if (isa() < Isa::avx512_bf16) return Bf16Engine::off;
+  switch (static_cast<Bf16Engine>(bf16_detail::requested().load(std::memory_order_relaxed))) {
+    case Bf16Engine::automatic:
+      return amx_usable() ? Bf16Engine::amx : bf16_detail::amd() ? Bf16Engine::avx512_bf16 : Bf16Engine::off;
+    case Bf16Engine::amx: return amx_usable() ? Bf16Engine::amx : Bf16Engine::off;
+    case Bf16Engine::avx512_bf16: return Bf16Engine::avx512_bf16;
+    case Bf16Engine::off: return Bf16Engine::off;
+  }
+#endif
+  return Bf16Engine::off;
+}
+
+// Whether bf16 autocast computes in bf16 here.
+inline bool bf16_compute_available() { return bf16_engine() != Bf16Engine::off; }
 
 // Why bf16 autocast computes in fp32 here (empty when it does not).
 inline std::string bf16_fallback_reason() {
@@ -80,7 +129,11 @@ inline std::string bf16_fallback_reason() {
   if (isa() < Isa::avx512_bf16)
     return ::rescnn::detail::concat("the CPU kernel level is ", isa_name(isa()),
                                     ", and bf16 needs avx512_bf16 (AVX512_BF16)");
-  return "this CPU's vdpbf16ps is not faster than its fp32 FMA (RESCNN_CPU_BF16=1 uses it anyway)";
+  const auto requested = static_cast<Bf16Engine>(bf16_detail::requested().load());
+  if (requested == Bf16Engine::off) return "RESCNN_CPU_BF16 (or set_bf16_engine) is off";
+  if (requested == Bf16Engine::amx) return "AMX was asked for, but this CPU or process has no AMX";
+  return "this CPU has no AMX, and its vdpbf16ps is not faster than its fp32 FMA "
+         "(RESCNN_CPU_BF16=avx512_bf16 uses it anyway)";
 }
 
 namespace bf16_detail {
@@ -97,11 +150,15 @@ bool with_bf16_kernels(F&& f) {
   if (p == Precision::fp32) return false;
   if (p == Precision::fp16)
     fail("fp16 autocast runs on CUDA only; on the CPU use bf16 (its level here: ", isa_name(isa()), ")");
-#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL
-  if (bf16_compute_available()) return f(avx512_bf16::Bf16Kernels{});
+  switch (bf16_engine()) {
+#if RESCNN_CPU_HAS_AMX_KERNELS
+    case Bf16Engine::amx: return f(amx::Bf16Kernels{});
 #endif
-  bf16_detail::note_fp32_fallback();
-  return false;
+#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL
+    case Bf16Engine::avx512_bf16: return f(avx512_bf16::Bf16Kernels{});
+#endif
+    default: bf16_detail::note_fp32_fallback(); return false;
+  }
 }
 
 }  // namespace rescnn::cpu

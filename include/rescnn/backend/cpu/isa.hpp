@@ -81,6 +81,15 @@
 #define RESCNN_CPU_HAS_AVX512_BF16_LEVEL 0
 #endif
 
+// AMX's bf16 kernels: wherever the avx512_bf16 level is, with a compiler
+// that knows the AMX intrinsics (GCC 11, Clang 12).
+#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL && ((defined(__clang__) && __clang_major__ >= 12) || \
+                                         (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define RESCNN_CPU_HAS_AMX_KERNELS 1
+#else
+#define RESCNN_CPU_HAS_AMX_KERNELS 0
+#endif
+
 namespace rescnn::cpu {
 
 enum class Isa { generic = 0, avx2 = 1, avx512 = 2, avx512_bf16 = 3 };

@@ -25,9 +25,11 @@ namespace rescnn::cpu::avx2 {
 #define RESCNN_LEVEL_LANES 8
 #define RESCNN_LEVEL_ISA ::rescnn::cpu::Isa::avx2
 #define RESCNN_LEVEL_NS avx2
+#define RESCNN_LEVEL_AMX 0
 #define RESCNN_LEVEL_BF16 0
 #include "rescnn/backend/cpu/kernels/level_body.inc"
 #undef RESCNN_LEVEL_BF16
+#undef RESCNN_LEVEL_AMX
 #undef RESCNN_LEVEL_NS
 #undef RESCNN_LEVEL_ISA
 #undef RESCNN_LEVEL_LANES

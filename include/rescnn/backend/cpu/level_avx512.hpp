@@ -27,9 +27,11 @@ namespace rescnn::cpu::avx512 {
 #define RESCNN_LEVEL_LANES 16
 #define RESCNN_LEVEL_ISA ::rescnn::cpu::Isa::avx512
 #define RESCNN_LEVEL_NS avx512
+#define RESCNN_LEVEL_AMX 0
 #define RESCNN_LEVEL_BF16 0
 #include "rescnn/backend/cpu/kernels/level_body.inc"
 #undef RESCNN_LEVEL_BF16
+#undef RESCNN_LEVEL_AMX
 #undef RESCNN_LEVEL_NS
 #undef RESCNN_LEVEL_ISA
 #undef RESCNN_LEVEL_LANES

@@ -24,4 +24,5 @@
 #include "rescnn/backend/cpu/isa.hpp"
 #include "rescnn/backend/cpu/scratch.hpp"
 #include "rescnn/backend/geometry.hpp"
+#include "rescnn/core/half.hpp"
 #include "rescnn/core/shape.hpp"

@@ -10,11 +10,13 @@
 #include <memory>
 #include <sstream>
 
+#include "rescnn/backend/cpu/bf16_kernels.hpp"
 #include "rescnn/data/data.hpp"
 #include "rescnn/io/checkpoint.hpp"
 #include "rescnn/models/models.hpp"
 #include "rescnn/optim/optim.hpp"
 #include "rescnn/train/train.hpp"
+#include "support/skip.hpp"
 #include "support/temp_dir.hpp"
 
 namespace rn = rescnn;
@@ -104,7 +106,8 @@ using MakeOptimizer =
         rn::nn::Module<float>&, std::int64_t steps_per_epoch)>;
 
 static void require_bitwise_resume(std::int64_t epochs, std::int64_t resume_after, std::int64_t train_images,
-                                   std::int64_t test_images, const MakeOptimizer& make) {
+                                   std::int64_t test_images, const MakeOptimizer& make,
+                                   rn::Precision precision = rn::Precision::fp32) {
   TempDir tmp("rescnn_trainer");
   // Augmentation, shuffling, momentum and a schedule: everything that
   // carries state across epochs.
@@ -120,6 +123,7 @@ static void require_bitwise_resume(std::int64_t epochs, std::int64_t resume_afte
                                 .schedule = schedule,
                                 .checkpoint = ckpt,
                                 .resume = resume,
+                                .precision = precision,
                                 .progress = rn::train::ProgressMode::Silent,
                                 .log = nullptr,
                                 .on_step = log.callback()});
@@ -160,6 +164,19 @@ TEST_CASE("A run resumed from a checkpoint reproduces the uninterrupted run bit 
               new rn::optim::SGD<float>(model.named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4})),
           std::shared_ptr<const rn::optim::LrSchedule>(std::make_shared<rn::optim::OneCycleLR>(0.05, epochs * steps)));
     });
+  }
+  SECTION("bf16 autocast (the CPU's default bf16 engine)") {
+    if (!rn::cpu::bf16_compute_available())
+      RESCNN_SKIP("bf16 computes in fp32 here: " << rn::cpu::bf16_fallback_reason());
+    require_bitwise_resume(
+        epochs, 1, 160, 100,
+        [&](rn::nn::Module<float>& model, std::int64_t steps) {
+          return std::make_pair(std::unique_ptr<rn::optim::Optimizer<float>>(new rn::optim::SGD<float>(
+                                    model.named_parameters(), {.lr = 0.05, .momentum = 0.9})),
+                                std::shared_ptr<const rn::optim::LrSchedule>(
+                                    std::make_shared<rn::optim::OneCycleLR>(0.05, epochs * steps)));
+        },
+        rn::Precision::bf16);
   }
   SECTION("AdamW with warm-up then cosine") {
     require_bitwise_resume(epochs, 2, 96, 50, [&](rn::nn::Module<float>& model, std::int64_t steps) {

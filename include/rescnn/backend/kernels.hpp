@@ -27,7 +27,11 @@
 //
 // Inside the CPU backend, the float kernels choose their instruction set at
 // run time (backend/cpu/isa.hpp, float_kernels.hpp); that choice is
-// invisible here.
+// invisible here. Under bf16 autocast (core/precision.hpp) the convolutions
+// and Linear's products round their float operands to bf16 and accumulate
+// in float (backend/cpu/bf16_kernels.hpp); the contract is otherwise the
+// same. A backend that cannot compute in the precision asked must throw,
+// not compute fp32 silently (the CUDA backend does so for now).
 #pragma once
 
 #include <cstdint>

@@ -363,3 +363,93 @@ TEST_CASE("Optimizers reject gradients that do not fit their parameters", "[opti
   p.reset(Tensor<float>::zeros({5}));
   CHECK_THROWS_WITH(adam.step(), Contains("Adam: parameter 'w' changed shape from (4) to (5)"));
 }
+
+namespace {
+
+// Two parameters with set gradients, for the GradScaler cases.
+struct ScalerFixture {
+  nn::Parameter<float> a, b;
+  ScalerFixture() {
+    a.reset(Tensor<float>::from_vector({3}, {1.0f, 2.0f, 3.0f}));
+    b.reset(Tensor<float>::from_vector({2}, {-1.0f, 0.5f}));
+  }
+  std::vector<std::pair<std::string, nn::Parameter<float>*>> named() { return {{"a", &a}, {"b", &b}}; }
+  void set_grads(std::vector<float> ga, std::vector<float> gb) {
+    a.grad = Tensor<float>::from_vector({3}, ga);
+    b.grad = Tensor<float>::from_vector({2}, gb);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("GradScaler scales the loss gradient and unscales before a step, exactly for a power of two",
+          "[optim][grad_scaler]") {
+  ScalerFixture scaled, plain;
+  optim::SGD<float> opt_scaled(scaled.named(), {.lr = 0.1}), opt_plain(plain.named(), {.lr = 0.1});
+  optim::GradScaler<float> scaler({.init_scale = 1024.0});
+  const auto dloss = Tensor<float>::from_vector({2}, {0.25f, -3.0f});
+  CHECK(scaler.scale(dloss).to_vector() == std::vector<float>{256.0f, -3072.0f});
+  CHECK(dloss.to_vector() == std::vector<float>{0.25f, -3.0f});  // a copy
+  // Gradients of a scaled loss are the gradients times the scale.
+  scaled.set_grads({1024.0f * 0.3f, 1024.0f * -0.7f, 1024.0f * 1e-3f}, {1024.0f * 5.0f, 0.0f});
+  plain.set_grads({0.3f, -0.7f, 1e-3f}, {5.0f, 0.0f});
+  CHECK(scaler.step(opt_scaled));
+  scaler.update();
+  opt_plain.step();
+  CHECK(scaled.a.value.to_vector() == plain.a.value.to_vector());
+  CHECK(scaled.b.value.to_vector() == plain.b.value.to_vector());
+  CHECK(scaled.a.grad.to_vector() == plain.a.grad.to_vector());  // unscaled in place, as PyTorch's
+  CHECK(scaler.scale_value() == 1024.0);
+  CHECK(scaler.growth_tracker() == 1);
+}
+
+TEST_CASE("GradScaler skips the step on an infinite or NaN gradient and backs off; grows after the interval",
+          "[optim][grad_scaler]") {
+  for (const float bad : {INFINITY, -INFINITY, NAN}) {
+    DYNAMIC_SECTION("gradient " << bad) {
+      ScalerFixture f;
+      optim::SGD<float> opt(f.named(), {.lr = 0.1});
+      optim::GradScaler<float> scaler({.init_scale = 8.0, .growth_interval = 2});
+      f.set_grads({1, 1, 1}, {1, 1});
+      CHECK(scaler.step(opt));
+      scaler.update();
+      const auto a_before = f.a.value.to_vector(), b_before = f.b.value.to_vector();
+      f.set_grads({1, bad, 1}, {1, 1});
+      CHECK_FALSE(scaler.step(opt));
+      CHECK(scaler.found_inf());
+      scaler.update();
+      CHECK(f.a.value.to_vector() == a_before);  // no step taken
+      CHECK(f.b.value.to_vector() == b_before);
+      CHECK(opt.steps() == 1);
+      CHECK(scaler.scale_value() == 4.0);  // backed off, the good step before it forgotten
+      CHECK(scaler.growth_tracker() == 0);
+      for (int i = 0; i < 2; ++i) {
+        f.set_grads({1, 1, 1}, {1, 1});
+        CHECK(scaler.step(opt));
+        scaler.update();
+      }
+      CHECK(scaler.scale_value() == 8.0);  // two good steps: grown
+      CHECK(scaler.growth_tracker() == 0);
+    }
+  }
+}
+
+TEST_CASE("A disabled GradScaler passes through; misuse and bad options are errors", "[optim][grad_scaler][errors]") {
+  ScalerFixture f;
+  optim::SGD<float> opt(f.named(), {.lr = 0.1});
+  optim::GradScaler<float> off({.enabled = false});
+  const auto dloss = Tensor<float>::from_vector({1}, {3.0f});
+  CHECK(off.scale(dloss).to_vector() == std::vector<float>{3.0f});
+  f.set_grads({1, INFINITY, 1}, {1, 1});
+  CHECK(off.step(opt));  // disabled: no check, the step is taken
+  off.update();
+  optim::GradScaler<float> scaler;
+  CHECK_THROWS_WITH(scaler.update(), Contains("call step() first"));
+  f.set_grads({1, 1, 1}, {1, 1});
+  scaler.step(opt);
+  CHECK_THROWS_WITH(scaler.step(opt), Contains("twice without update()"));
+  CHECK_THROWS_WITH(optim::GradScaler<float>({.init_scale = 0}), Contains("init_scale must be finite and > 0"));
+  CHECK_THROWS_WITH(optim::GradScaler<float>({.growth_factor = 1}), Contains("growth_factor"));
+  CHECK_THROWS_WITH(optim::GradScaler<float>({.backoff_factor = 1}), Contains("backoff_factor must be in (0, 1)"));
+  CHECK_THROWS_WITH(optim::GradScaler<float>({.growth_interval = 0}), Contains("growth_interval"));
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "rescnn/optim/adam.hpp"
+#include "rescnn/optim/grad_scaler.hpp"
 #include "rescnn/optim/make_schedule.hpp"
 #include "rescnn/optim/optimizer.hpp"
 #include "rescnn/optim/schedule.hpp"

@@ -67,8 +67,10 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_chains(long iterations)
 int main(int argc, char** argv) {
   int threads = 2, rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads"))
+      threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--rounds"))
+      rounds = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "usage: bench_peak [--threads N] [--rounds R]\n");
       return 2;

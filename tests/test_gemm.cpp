@@ -41,7 +41,6 @@ Tensor<double> to_double(const Tensor<T>& t) {
   return Tensor<double>::from_vector(t.shape(), std::vector<double>(v.begin(), v.end()));
 }
 
-
 }  // namespace
 
 TEST_CASE("sgemm equals a double-precision product: transposes, edges, blocks, accumulation", "[gemm][isa]") {

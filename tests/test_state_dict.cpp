@@ -143,8 +143,9 @@ TEST_CASE("A mismatched state dict is rejected and leaves the model unchanged", 
     SafeTensors st = rn::io::state_dict(*tiny_model());
     st.erase("last.2.bias");
     st.add("last.2.bias", Tensor<std::int64_t>::zeros({10}));
-    REQUIRE_THROWS_WITH(rn::io::load_state_dict(*model, st),
-                        Catch::Contains("'last.2.bias' has dtype I64 (a floating-point F32, F64, BF16 or F16 tensor is needed)"));
+    REQUIRE_THROWS_WITH(
+        rn::io::load_state_dict(*model, st),
+        Catch::Contains("'last.2.bias' has dtype I64 (a floating-point F32, F64, BF16 or F16 tensor is needed)"));
     unchanged();
   }
   SECTION("a float64 file converts, as torch's copy_ does") {

@@ -171,8 +171,8 @@ TEST_CASE("A run resumed from a checkpoint reproduces the uninterrupted run bit 
     require_bitwise_resume(
         epochs, 1, 160, 100,
         [&](rn::nn::Module<float>& model, std::int64_t steps) {
-          return std::make_pair(std::unique_ptr<rn::optim::Optimizer<float>>(new rn::optim::SGD<float>(
-                                    model.named_parameters(), {.lr = 0.05, .momentum = 0.9})),
+          return std::make_pair(std::unique_ptr<rn::optim::Optimizer<float>>(
+                                    new rn::optim::SGD<float>(model.named_parameters(), {.lr = 0.05, .momentum = 0.9})),
                                 std::shared_ptr<const rn::optim::LrSchedule>(
                                     std::make_shared<rn::optim::OneCycleLR>(0.05, epochs * steps)));
         },

@@ -33,9 +33,8 @@ template <class D>
 std::string precision_description(Precision p) {
   if constexpr (!is_cuda_v<D>) {
     if (p == Precision::bf16)
-      return cpu::bf16_compute_available()
-                 ? std::string("bf16 (") + cpu::bf16_engine_name(cpu::bf16_engine()) + ")"
-                 : "bf16 (computed in fp32: " + cpu::bf16_fallback_reason() + ")";
+      return cpu::bf16_compute_available() ? std::string("bf16 (") + cpu::bf16_engine_name(cpu::bf16_engine()) + ")"
+                                           : "bf16 (computed in fp32: " + cpu::bf16_fallback_reason() + ")";
   }
   return precision_name(p);
 }

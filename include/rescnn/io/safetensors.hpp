@@ -422,7 +422,6 @@ class SafeTensors {
   }
 
  public:
-
   std::string meta(const std::string& key) const {
     const auto it = metadata_.find(key);
     check<IoError>(it != metadata_.end(), "safetensors '", source_, "': no metadata key '", key, "'");
@@ -482,8 +481,10 @@ class SafeTensors {
     const T* v = host.data();
     const auto store = [&](auto converted) { add(name, dtype, std::move(shape), std::as_bytes(std::span(converted))); };
     if (dtype == DType::F32 || dtype == DType::F64) {
-      if (dtype == DType::F32) store(std::vector<float>(v, v + n));
-      else store(std::vector<double>(v, v + n));
+      if (dtype == DType::F32)
+        store(std::vector<float>(v, v + n));
+      else
+        store(std::vector<double>(v, v + n));
       return;
     }
     std::vector<std::uint16_t> bits(n);

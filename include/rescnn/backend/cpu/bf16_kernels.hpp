@@ -41,6 +41,10 @@
 #include "rescnn/backend/cpu/level_amx.hpp"
 #include "rescnn/core/precision.hpp"
 
+#if RESCNN_CPU_HAS_AMX_KERNELS
+#include <cpuid.h>
+#endif
+
 namespace rescnn::cpu {
 
 enum class Bf16Engine { automatic, amx, avx512_bf16, off };
@@ -70,8 +74,11 @@ inline Bf16Engine parse_bf16_engine(std::string_view text, std::string_view what
 inline bool amx_usable() {
 #if RESCNN_CPU_HAS_AMX_KERNELS && defined(__linux__) && defined(SYS_arch_prctl)
   static const bool usable = [] {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16")) return false;
+    // CPUID leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE (Clang 14's
+    // __builtin_cpu_supports does not know the AMX names).
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    if (!(edx & (1u << 22)) || !(edx & (1u << 24))) return false;
     constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
     return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
   }();

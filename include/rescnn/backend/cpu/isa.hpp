@@ -83,8 +83,8 @@
 
 // AMX's bf16 kernels: wherever the avx512_bf16 level is, with a compiler
 // that knows the AMX intrinsics (GCC 11, Clang 12).
-#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL && ((defined(__clang__) && __clang_major__ >= 12) || \
-                                         (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#if RESCNN_CPU_HAS_AVX512_BF16_LEVEL && \
+    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 #define RESCNN_CPU_HAS_AMX_KERNELS 1
 #else
 #define RESCNN_CPU_HAS_AMX_KERNELS 0

@@ -16,8 +16,8 @@
 #include "rescnn/backend/cpu/level_prelude.hpp"
 
 #if defined(__clang__)
-#pragma clang attribute push(                                                                                                                                          \
-    __attribute__((target(                                                                                                                                             \
+#pragma clang attribute push(                                                                                                                                                            \
+    __attribute__((target(                                                                                                                                                               \
         "avx,avx2,fma,bmi,bmi2,f16c,lzcnt,popcnt,movbe,xsave,cx16,sahf,sse3,ssse3,sse4.1,sse4.2,avx512f,avx512bw,avx512vl,avx512dq,avx512cd,avx512bf16,avx512vnni,amx-tile,amx-bf16"))), \
     apply_to = function)
 #else

@@ -22,11 +22,10 @@
 // layers decides; the kernels' own worker threads follow it.
 #pragma once
 
-#include <algorithm>
-#include <cctype>
 #include <string>
 #include <string_view>
 
+#include "rescnn/core/enum_names.hpp"
 #include "rescnn/core/error.hpp"
 
 namespace rescnn {
@@ -45,12 +44,8 @@ inline const char* precision_name(Precision p) {
 // "fp32", "BF16", ... to the Precision; anything else is a ValueError
 // naming the accepted values. `what` names the source in the message.
 inline Precision parse_precision(std::string_view text, std::string_view what = "precision") {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (Precision p : {Precision::fp32, Precision::bf16, Precision::fp16})
-    if (lower == precision_name(p)) return p;
-  fail(what, ": unknown value '", text, "'; expected one of fp32, bf16, fp16");
+  static constexpr Precision kAll[] = {Precision::fp32, Precision::bf16, Precision::fp16};
+  return detail::parse_enum_name(text, kAll, precision_name, what);
 }
 
 namespace precision_detail {

@@ -24,9 +24,7 @@
 // never a timing, so a run and its resume compute the same bits.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -60,12 +58,9 @@ inline const char* bf16_engine_name(Bf16Engine e) {
 }
 
 inline Bf16Engine parse_bf16_engine(std::string_view text, std::string_view what = "bf16 engine") {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (Bf16Engine e : {Bf16Engine::automatic, Bf16Engine::amx, Bf16Engine::avx512_bf16, Bf16Engine::off})
-    if (lower == bf16_engine_name(e)) return e;
-  fail(what, ": unknown value '", text, "'; expected one of auto, amx, avx512_bf16, off (any case)");
+  static constexpr Bf16Engine kAll[] = {Bf16Engine::automatic, Bf16Engine::amx, Bf16Engine::avx512_bf16,
+                                        Bf16Engine::off};
+  return ::rescnn::detail::parse_enum_name(text, kAll, bf16_engine_name, what);
 }
 
 // Whether this process can run AMX: the CPU has AMX-TILE and AMX-BF16, and

@@ -32,11 +32,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "rescnn/core/enum_names.hpp"
 #include "rescnn/core/error.hpp"
 
 // ---- which levels this translation unit compiles ------------------------------------------------------
@@ -109,13 +109,7 @@ inline const char* isa_name(Isa level) {
 // "avx2", "AVX512_BF16", ... to the level; anything else is a ValueError
 // naming the accepted values. `what` names the source in the message.
 inline Isa parse_isa(std::string_view text, std::string_view what = "CPU ISA level") {
-  std::string lower(text);
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  for (Isa level : kAllIsas)
-    if (lower == isa_name(level)) return level;
-  throw ValueError(::rescnn::detail::concat(what, ": unknown value '", text,
-                                            "'; expected one of generic, avx2, avx512, avx512_bf16 (any case)"));
+  return ::rescnn::detail::parse_enum_name(text, kAllIsas, isa_name, what);
 }
 
 // The best level this CPU (and its operating system, which must save the

@@ -199,6 +199,18 @@ inline std::optional<std::uint64_t> byte_size(DType dtype, const std::vector<std
   return checked_mul(n, itemsize(dtype), limit);
 }
 
+
+// The values of a BF16 or F16 record, widened (exactly) to float and cast
+// to T, into dst (numel elements).
+template <class T>
+void widen_16bit(const TensorRecord& rec, T* dst) {
+  std::vector<std::uint16_t> bits(rec.bytes.size() / 2);
+  if (!bits.empty()) std::memcpy(bits.data(), rec.bytes.data(), rec.bytes.size());
+  const bool bf16 = rec.dtype == DType::BF16;
+  for (std::size_t i = 0; i < bits.size(); ++i)
+    dst[i] = static_cast<T>(bf16 ? bf16_bits_to_float(bits[i]) : half_bits_to_float(bits[i]));
+}
+
 }  // namespace detail
 
 class SafeTensors {
@@ -397,10 +409,7 @@ class SafeTensors {
     if constexpr (std::is_same_v<T, float>) {
       if (rec.dtype == DType::BF16 || rec.dtype == DType::F16) {
         Tensor<T, Cpu> t = Tensor<T, Cpu>::empty(checked_shape(name, rec));
-        std::vector<std::uint16_t> bits(rec.bytes.size() / 2);
-        if (!bits.empty()) std::memcpy(bits.data(), rec.bytes.data(), rec.bytes.size());
-        for (std::size_t i = 0; i < bits.size(); ++i)
-          t.data()[i] = rec.dtype == DType::BF16 ? bf16_bits_to_float(bits[i]) : half_bits_to_float(bits[i]);
+        detail::widen_16bit(rec, t.data());
         return t;
       }
     }

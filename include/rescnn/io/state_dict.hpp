@@ -87,12 +87,7 @@ template <class T>
 void copy_floating_to_host(const TensorRecord& rec, T* dst) {
   const std::size_t n = rec.bytes.size() / itemsize(rec.dtype);
   if (rec.dtype == DType::BF16 || rec.dtype == DType::F16) {
-    std::vector<std::uint16_t> tmp(n);
-    if (n) std::memcpy(tmp.data(), rec.bytes.data(), rec.bytes.size());
-    const bool bf16 = rec.dtype == DType::BF16;
-    std::transform(tmp.begin(), tmp.end(), dst, [bf16](std::uint16_t v) {
-      return static_cast<T>(bf16 ? bf16_bits_to_float(v) : half_bits_to_float(v));
-    });
+    widen_16bit(rec, dst);
   } else if (rec.dtype == DType::F32) {
     std::vector<float> tmp(n);
     if (n) std::memcpy(tmp.data(), rec.bytes.data(), rec.bytes.size());

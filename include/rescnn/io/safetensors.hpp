@@ -199,7 +199,6 @@ inline std::optional<std::uint64_t> byte_size(DType dtype, const std::vector<std
   return checked_mul(n, itemsize(dtype), limit);
 }
 
-
 // The values of a BF16 or F16 record, widened (exactly) to float and cast
 // to T, into dst (numel elements).
 template <class T>

@@ -100,6 +100,16 @@ TEST_CASE("The math type a pass is searched under is the one its choice runs und
                           search_math(CUDNN_DATA_DOUBLE, false));
   REQUIRE(c.tuned);
   CHECK(c.math == CUDNN_DEFAULT_MATH);
+
+  // bf16 and fp16 (autocast): tensor cores searched, the reported math type
+  // run, and a tensor-op choice accepted (allow_tensor_ops, as plan() sets).
+  CHECK(search_math(CUDNN_DATA_BFLOAT16, false) == CUDNN_TENSOR_OP_MATH);
+  CHECK(search_math(CUDNN_DATA_HALF, false) == CUDNN_TENSOR_OP_MATH);
+  const AlgoConstraints half{.allow_tensor_ops = true, .deterministic = false, .workspace_limit = 1 << 20};
+  const auto h = pick_fwd({perf(kImplicit, CUDNN_STATUS_SUCCESS, 0, CUDNN_TENSOR_OP_MATH)}, half,
+                          search_math(CUDNN_DATA_HALF, false));
+  REQUIRE(h.tuned);
+  CHECK(h.math == CUDNN_TENSOR_OP_MATH);
 }
 
 TEST_CASE("The first candidate that meets every constraint is chosen", "[cuda-host][conv]") {

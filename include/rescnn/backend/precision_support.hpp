@@ -5,7 +5,8 @@
 //   check_precision_supported<D>(p, "--precision")  throws a ValueError
 //       naming the option when device D cannot compute in p at all;
 //   precision_description<D>(p)  "bf16 (amx)", "bf16 (avx512_bf16)", or
-//       "bf16 (computed in fp32: why)" where the CPU falls back.
+//       "bf16 (computed in fp32: why)" where the CPU falls back; on CUDA
+//       "bf16 (tensor cores)" and "fp16 (tensor cores)".
 #pragma once
 
 #include <string>
@@ -22,8 +23,7 @@ template <class D>
 void check_precision_supported(Precision p, std::string_view what = "precision") {
   if (p == Precision::fp32) return;
   if constexpr (is_cuda_v<D>) {
-    fail(what, " ", precision_name(p),
-         ": the CUDA backend computes in fp32 only so far (bf16/fp16 through cuDNN is not implemented yet)");
+    return;  // bf16 and fp16 on tensor cores (backend/cuda/autocast.cuh)
   } else {
     if (p == Precision::fp16) fail(what, " fp16 runs on CUDA only; on the CPU use bf16");
   }
@@ -31,7 +31,9 @@ void check_precision_supported(Precision p, std::string_view what = "precision")
 
 template <class D>
 std::string precision_description(Precision p) {
-  if constexpr (!is_cuda_v<D>) {
+  if constexpr (is_cuda_v<D>) {
+    if (p != Precision::fp32) return precision_name(p) + std::string(" (tensor cores)");
+  } else {
     if (p == Precision::bf16)
       return cpu::bf16_compute_available() ? std::string("bf16 (") + cpu::bf16_engine_name(cpu::bf16_engine()) + ")"
                                            : "bf16 (computed in fp32: " + cpu::bf16_fallback_reason() + ")";

@@ -147,7 +147,7 @@ inline void note_fp32_fallback() {
 }  // namespace bf16_detail
 
 template <class F>
-bool with_bf16_kernels(F&& f) {
+bool with_bf16_kernels([[maybe_unused]] F&& f) {  // unused where no level compiles (nvcc)
   const Precision p = autocast_precision();
   if (p == Precision::fp32) return false;
   if (p == Precision::fp16)

@@ -35,7 +35,7 @@ inline Isa float_kernel_level() {
 }
 
 template <class F>
-bool with_float_kernels(F&& f) {
+bool with_float_kernels([[maybe_unused]] F&& f) {  // unused where no level compiles (nvcc)
   switch (float_kernel_level()) {
 #if RESCNN_CPU_HAS_AVX512_BF16_LEVEL && !RESCNN_CPU_HAS_AVX512_LEVEL
     case Isa::avx512_bf16: return f(avx512_bf16::Kernels{});

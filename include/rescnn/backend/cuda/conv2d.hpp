@@ -28,7 +28,14 @@
 // forbids it, in which case only full-fp32 (FMA) algorithms are considered.
 // double convolutions compute in double.
 //
-// Plain C++ (no kernels): included by any CUDA translation unit.
+// Under bf16 or fp16 autocast (core/precision.hpp) a float convolution runs
+// on 16-bit copies of its operands (autocast.cuh) with float accumulation on
+// tensor cores: cuDNN's PSEUDO_BFLOAT16 / PSEUDO_HALF configurations, whose
+// tensors are all 16-bit. So its result is rounded to 16 bits once, as
+// PyTorch's autocast output is, then widened back to float; a weight
+// gradient is rounded once and added to the float gradient. The bias and its
+// gradient stay float. The plan cache keys on the 16-bit type, so fp32,
+// bf16 and fp16 plans of one geometry live side by side.
 #pragma once
 
 #include <algorithm>
@@ -44,6 +51,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "rescnn/backend/cuda/autocast.cuh"
 #include "rescnn/backend/cuda/check.hpp"
 #include "rescnn/backend/cuda/context.hpp"
 #include "rescnn/backend/cuda/conv_algorithm.hpp"
@@ -113,11 +121,28 @@ struct ConvDesc {
   ConvDesc& operator=(const ConvDesc&) = delete;
 };
 
+inline const char* cudnn_type_name(cudnnDataType_t type) {
+  switch (type) {
+    case CUDNN_DATA_FLOAT: return "float";
+    case CUDNN_DATA_DOUBLE: return "double";
+    case CUDNN_DATA_BFLOAT16: return "bf16 (autocast)";
+    case CUDNN_DATA_HALF: return "fp16 (autocast)";
+    default: return "unknown type";
+  }
+}
+
+inline std::size_t cudnn_type_bytes(cudnnDataType_t type) {
+  return type == CUDNN_DATA_DOUBLE ? 8 : type == CUDNN_DATA_FLOAT ? 4 : 2;
+}
+
 // Everything cuDNN needs for one geometry. The three passes are tuned
 // separately and lazily: an inference-only run never benchmarks backward.
+// x, y and w are in the type cuDNN computes on (16-bit under autocast);
+// bias and y_caller describe the caller's T, which the bias is added in.
 struct ConvPlan {
-  TensorDesc x, y, bias;
+  TensorDesc x, y, bias, y_caller;
   FilterDesc w;
+  std::size_t element_bytes = 0;  // of x, y and w
   ConvDesc conv;
   Choice<cudnnConvolutionFwdAlgo_t> forward;
   Choice<cudnnConvolutionBwdDataAlgo_t> backward_data;
@@ -200,17 +225,21 @@ class ConvPlanCache {
     return *cache;
   }
 
-  // The plan for this geometry, made (descriptors only, no tuning) on first use.
+  // The plan for this geometry in the current autocast precision, made
+  // (descriptors only, no tuning) on first use.
   template <class T>
   ConvPlan& plan(const Conv2dGeometry& g) {
-    constexpr cudnnDataType_t type = cudnn_type<T>();
-    const bool tf32 = std::is_same_v<T, float> && math_settings().conv_tf32;
-    const AlgoConstraints constraints{.allow_tensor_ops = tf32 || std::is_same_v<T, double>,
+    const Precision precision = compute_precision<T>();
+    const bool autocast = precision != Precision::fp32;
+    const cudnnDataType_t type = autocast ? cudnn_half_type(precision) : cudnn_type<T>();
+    const bool tf32 = std::is_same_v<T, float> && !autocast && math_settings().conv_tf32;
+    // Tensor cores are the point of 16-bit data, and exact for double.
+    const AlgoConstraints constraints{.allow_tensor_ops = tf32 || autocast || std::is_same_v<T, double>,
                                       .deterministic = cuda::deterministic(),
                                       .workspace_limit = conv_workspace_limit()};
     std::lock_guard lock(mutex_);
     auto& slot = plans_[conv_key(g, type, tf32, constraints.deterministic, constraints.workspace_limit)];
-    if (!slot) slot = make_plan(g, type, tf32, constraints);
+    if (!slot) slot = make_plan(g, type, cudnn_type<T>(), tf32, constraints);
     return *slot;
   }
 
@@ -226,27 +255,32 @@ class ConvPlanCache {
   }
 
  private:
-  static std::unique_ptr<ConvPlan> make_plan(const Conv2dGeometry& g, cudnnDataType_t type, bool tf32,
-                                             const AlgoConstraints& constraints) {
+  // `type`: what cuDNN computes on; `caller_type`: the caller's T.
+  static std::unique_ptr<ConvPlan> make_plan(const Conv2dGeometry& g, cudnnDataType_t type, cudnnDataType_t caller_type,
+                                             bool tf32, const AlgoConstraints& constraints) {
     auto p = std::make_unique<ConvPlan>();
     p->constraints = constraints;
     p->searched_math = search_math(type, tf32);
-    p->geometry = rescnn::detail::concat(type == CUDNN_DATA_FLOAT ? "float" : "double", " input ", g.input_shape(),
-                                         ", weight ", g.weight_shape(), ", stride (", g.stride.h, ", ", g.stride.w,
-                                         "), padding (", g.padding.h, ", ", g.padding.w, "), dilation (", g.dilation.h,
-                                         ", ", g.dilation.w, "), groups ", g.groups);
+    p->element_bytes = cudnn_type_bytes(type);
+    p->geometry =
+        rescnn::detail::concat(cudnn_type_name(type), " input ", g.input_shape(), ", weight ", g.weight_shape(),
+                               ", stride (", g.stride.h, ", ", g.stride.w, "), padding (", g.padding.h, ", ",
+                               g.padding.w, "), dilation (", g.dilation.h, ", ", g.dilation.w, "), groups ", g.groups);
     p->x.set(type, g.batch, g.in_channels, g.in_h, g.in_w);
     p->y.set(type, g.batch, g.out_channels, g.out_h, g.out_w);
-    p->bias.set(type, 1, g.out_channels, 1, 1);
+    p->bias.set(caller_type, 1, g.out_channels, 1, 1);
+    p->y_caller.set(caller_type, g.batch, g.out_channels, g.out_h, g.out_w);
     RESCNN_CUDNN_CHECK(
         cudnnSetFilter4dDescriptor(p->w.d, type, CUDNN_TENSOR_NCHW, as_int(g.out_channels, "out_channels"),
                                    as_int(g.in_channels_per_group(), "in_channels / groups"),
                                    as_int(g.kernel.h, "kernel height"), as_int(g.kernel.w, "kernel width")));
     // Cross-correlation, as every deep learning framework's "convolution".
+    // 16-bit data accumulates in float (the PSEUDO_* configurations).
+    const cudnnDataType_t compute_type = cudnn_type_bytes(type) == 2 ? CUDNN_DATA_FLOAT : type;
     RESCNN_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         p->conv.d, as_int(g.padding.h, "padding"), as_int(g.padding.w, "padding"), as_int(g.stride.h, "stride"),
         as_int(g.stride.w, "stride"), as_int(g.dilation.h, "dilation"), as_int(g.dilation.w, "dilation"),
-        CUDNN_CROSS_CORRELATION, type));
+        CUDNN_CROSS_CORRELATION, compute_type));
     RESCNN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(p->conv.d, as_int(g.groups, "groups")));
     RESCNN_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv.d, p->searched_math));
     // The output extent cuDNN computes must be ours (ops:: validated it).
@@ -269,32 +303,21 @@ inline Tensor<std::uint8_t, Cuda> workspace(std::size_t bytes) {
   return Tensor<std::uint8_t, Cuda>::empty({static_cast<index_t>(bytes)});
 }
 
-// Autocast (core/precision.hpp) is not implemented on CUDA yet: a run that
-// asks for it must not silently compute in fp32.
-inline void require_fp32_autocast(const char* op) {
-  if (autocast_precision() != Precision::fp32)
-    fail(op, ": ", precision_name(autocast_precision()),
-         " autocast is not implemented in the CUDA backend yet (it computes in fp32 only)");
-}
-
 // alpha and beta scalars: double for double data, float otherwise (cuDNN's rule).
 template <class T>
 struct Scalars {
   T one = 1, zero = 0;
 };
 
-}  // namespace detail
-
-// y = conv(x, w) (+ bias per output channel).
+// The three passes on cuDNN's own operands (T's, or 16-bit copies under
+// autocast); each is tuned on its first call. `beta` 0 overwrites the
+// output, 1 adds to it.
 template <class T>
-void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
-  detail::require_fp32_autocast("conv2d (CUDA)");
-  Context& ctx = context();
-  detail::ConvPlan& plan = detail::ConvPlanCache::instance().plan<T>(g);
+void forward_pass(Context& ctx, ConvPlan& plan, const void* x, const void* w, void* y) {
   if (!plan.forward.tuned) {
     int max_count = 0;
     RESCNN_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(ctx.cudnn(), &max_count));
-    detail::tune<cudnnConvolutionFwdAlgo_t, cudnnConvolutionFwdAlgoPerf_t>(
+    tune<cudnnConvolutionFwdAlgo_t, cudnnConvolutionFwdAlgoPerf_t>(
         "forward", max_count, plan, plan.forward,
         [&](void* scratch, std::size_t bytes, cudnnConvolutionFwdAlgoPerf_t* results, int max, int* count) {
           // Writes y, which this call overwrites anyway.
@@ -306,55 +329,53 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
                                                                     plan.y.d, max, count, results));
         });
   }
-  detail::set_math(plan, plan.forward.math);
-  const detail::Scalars<T> s;
-  auto ws = detail::workspace(plan.forward.workspace);
+  set_math(plan, plan.forward.math);
+  const Scalars<T> s;
+  auto ws = workspace(plan.forward.workspace);
   RESCNN_CUDNN_CHECK(cudnnConvolutionForward(ctx.cudnn(), &s.one, plan.x.d, x, plan.w.d, w, plan.conv.d,
                                              plan.forward.algo, ws.data(), plan.forward.workspace, &s.zero, plan.y.d,
                                              y));
-  if (bias) RESCNN_CUDNN_CHECK(cudnnAddTensor(ctx.cudnn(), &s.one, plan.bias.d, bias, &s.one, plan.y.d, y));
 }
 
-// dx = conv^T(dy, w) (overwritten; skipped when dx is null), dw += dW,
-// *db += the sum of dy per channel (when db is non-null).
+// dx = conv^T(dy, w), overwritten.
 template <class T>
-void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
-  detail::require_fp32_autocast("conv2d backward (CUDA)");
-  Context& ctx = context();
-  detail::ConvPlan& plan = detail::ConvPlanCache::instance().plan<T>(g);
-  const detail::Scalars<T> s;
-  if (dx) {
-    if (!plan.backward_data.tuned) {
-      int max_count = 0;
-      RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx.cudnn(), &max_count));
-      detail::tune<cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdDataAlgoPerf_t>(
-          "backward-data", max_count, plan, plan.backward_data,
-          [&](void* scratch, std::size_t bytes, cudnnConvolutionBwdDataAlgoPerf_t* results, int max, int* count) {
-            // Writes dx, which this call overwrites anyway.
-            RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(ctx.cudnn(), plan.w.d, w, plan.y.d, dy,
-                                                                           plan.conv.d, plan.x.d, dx, max, count,
-                                                                           results, scratch, bytes));
-          },
-          [&](cudnnConvolutionBwdDataAlgoPerf_t* results, int max, int* count) {
-            RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx.cudnn(), plan.w.d, plan.y.d, plan.conv.d,
-                                                                           plan.x.d, max, count, results));
-          });
-    }
-    detail::set_math(plan, plan.backward_data.math);
-    auto ws = detail::workspace(plan.backward_data.workspace);
-    RESCNN_CUDNN_CHECK(cudnnConvolutionBackwardData(ctx.cudnn(), &s.one, plan.w.d, w, plan.y.d, dy, plan.conv.d,
-                                                    plan.backward_data.algo, ws.data(), plan.backward_data.workspace,
-                                                    &s.zero, plan.x.d, dx));
+void backward_data_pass(Context& ctx, ConvPlan& plan, const void* w, const void* dy, void* dx) {
+  if (!plan.backward_data.tuned) {
+    int max_count = 0;
+    RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(ctx.cudnn(), &max_count));
+    tune<cudnnConvolutionBwdDataAlgo_t, cudnnConvolutionBwdDataAlgoPerf_t>(
+        "backward-data", max_count, plan, plan.backward_data,
+        [&](void* scratch, std::size_t bytes, cudnnConvolutionBwdDataAlgoPerf_t* results, int max, int* count) {
+          // Writes dx, which this call overwrites anyway.
+          RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+              ctx.cudnn(), plan.w.d, w, plan.y.d, dy, plan.conv.d, plan.x.d, dx, max, count, results, scratch, bytes));
+        },
+        [&](cudnnConvolutionBwdDataAlgoPerf_t* results, int max, int* count) {
+          RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(ctx.cudnn(), plan.w.d, plan.y.d, plan.conv.d,
+                                                                         plan.x.d, max, count, results));
+        });
   }
+  set_math(plan, plan.backward_data.math);
+  const Scalars<T> s;
+  auto ws = workspace(plan.backward_data.workspace);
+  RESCNN_CUDNN_CHECK(cudnnConvolutionBackwardData(ctx.cudnn(), &s.one, plan.w.d, w, plan.y.d, dy, plan.conv.d,
+                                                  plan.backward_data.algo, ws.data(), plan.backward_data.workspace,
+                                                  &s.zero, plan.x.d, dx));
+}
+
+// dw = beta * dw + dW.
+template <class T>
+void backward_filter_pass(Context& ctx, ConvPlan& plan, const Conv2dGeometry& g, const void* x, const void* dy,
+                          void* dw, bool accumulate) {
   if (!plan.backward_filter.tuned) {
     int max_count = 0;
     RESCNN_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(ctx.cudnn(), &max_count));
-    detail::tune<cudnnConvolutionBwdFilterAlgo_t, cudnnConvolutionBwdFilterAlgoPerf_t>(
+    tune<cudnnConvolutionBwdFilterAlgo_t, cudnnConvolutionBwdFilterAlgoPerf_t>(
         "backward-filter", max_count, plan, plan.backward_filter,
         [&](void* scratch, std::size_t bytes, cudnnConvolutionBwdFilterAlgoPerf_t* results, int max, int* count) {
-          // The search overwrites its output, and dw is accumulated into: it
-          // searches on a scratch filter instead.
-          auto dw_scratch = Tensor<T, Cuda>::empty(g.weight_shape());
+          // The search overwrites its output, and dw may be accumulated
+          // into: it searches on a scratch filter instead.
+          auto dw_scratch = workspace(static_cast<std::size_t>(g.weight_shape().numel()) * plan.element_bytes);
           RESCNN_CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(ctx.cudnn(), plan.x.d, x, plan.y.d, dy,
                                                                            plan.conv.d, plan.w.d, dw_scratch.data(),
                                                                            max, count, results, scratch, bytes));
@@ -364,12 +385,63 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
                                                                            plan.w.d, max, count, results));
         });
   }
-  detail::set_math(plan, plan.backward_filter.math);
-  auto ws = detail::workspace(plan.backward_filter.workspace);
-  RESCNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(ctx.cudnn(), &s.one, plan.x.d, x, plan.y.d, dy, plan.conv.d,
-                                                    plan.backward_filter.algo, ws.data(),
-                                                    plan.backward_filter.workspace, &s.one, plan.w.d, dw));
-  if (db) RESCNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(ctx.cudnn(), &s.one, plan.y.d, dy, &s.one, plan.bias.d, db));
+  set_math(plan, plan.backward_filter.math);
+  const Scalars<T> s;
+  auto ws = workspace(plan.backward_filter.workspace);
+  RESCNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+      ctx.cudnn(), &s.one, plan.x.d, x, plan.y.d, dy, plan.conv.d, plan.backward_filter.algo, ws.data(),
+      plan.backward_filter.workspace, accumulate ? &s.one : &s.zero, plan.w.d, dw));
+}
+
+}  // namespace detail
+
+// y = conv(x, w) (+ bias per output channel).
+template <class T>
+void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y) {
+  Context& ctx = context();
+  detail::ConvPlan& plan = detail::ConvPlanCache::instance().plan<T>(g);
+  const Precision p = detail::compute_precision<T>();
+  if (p == Precision::fp32) {
+    detail::forward_pass<T>(ctx, plan, x, w, y);
+  } else if constexpr (std::is_same_v<T, float>) {
+    const index_t y_numel = g.output_shape().numel();
+    const auto xh = detail::rounded_copy(p, x, g.input_shape().numel());
+    const auto wh = detail::rounded_copy(p, w, g.weight_shape().numel());
+    detail::HalfBuffer yh(y_numel);
+    detail::forward_pass<T>(ctx, plan, xh.data(), wh.data(), yh.data());
+    detail::widen_into(p, yh, y, y_numel, /*accumulate=*/false);
+  }
+  const detail::Scalars<T> s;
+  if (bias) RESCNN_CUDNN_CHECK(cudnnAddTensor(ctx.cudnn(), &s.one, plan.bias.d, bias, &s.one, plan.y_caller.d, y));
+}
+
+// dx = conv^T(dy, w) (overwritten; skipped when dx is null), dw += dW,
+// *db += the sum of dy per channel (when db is non-null).
+template <class T>
+void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
+  Context& ctx = context();
+  detail::ConvPlan& plan = detail::ConvPlanCache::instance().plan<T>(g);
+  const Precision p = detail::compute_precision<T>();
+  if (p == Precision::fp32) {
+    if (dx) detail::backward_data_pass<T>(ctx, plan, w, dy, dx);
+    detail::backward_filter_pass<T>(ctx, plan, g, x, dy, dw, /*accumulate=*/true);
+  } else if constexpr (std::is_same_v<T, float>) {
+    const index_t x_numel = g.input_shape().numel(), w_numel = g.weight_shape().numel();
+    const auto dyh = detail::rounded_copy(p, dy, g.output_shape().numel());
+    if (dx) {
+      const auto wh = detail::rounded_copy(p, w, w_numel);
+      detail::HalfBuffer dxh(x_numel);
+      detail::backward_data_pass<T>(ctx, plan, wh.data(), dyh.data(), dxh.data());
+      detail::widen_into(p, dxh, dx, x_numel, /*accumulate=*/false);
+    }
+    const auto xh = detail::rounded_copy(p, x, x_numel);
+    detail::HalfBuffer dwh(w_numel);
+    detail::backward_filter_pass<T>(ctx, plan, g, xh.data(), dyh.data(), dwh.data(), /*accumulate=*/false);
+    detail::widen_into(p, dwh, dw, w_numel, /*accumulate=*/true);
+  }
+  const detail::Scalars<T> s;
+  if (db)
+    RESCNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(ctx.cudnn(), &s.one, plan.y_caller.d, dy, &s.one, plan.bias.d, db));
 }
 
 }  // namespace rescnn::cuda

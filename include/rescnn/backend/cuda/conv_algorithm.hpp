@@ -17,7 +17,9 @@
 //     tensor cores), whatever math type cuDNN reports for the result;
 //   - float with TF32 allowed, and double: searched under CUDNN_DEFAULT_MATH
 //     (TF32 tensor cores permitted for float on Ampere and later; double is
-//     computed in double), run under the math type the result reports.
+//     computed in double), run under the math type the result reports;
+//   - bf16 and fp16 (autocast): searched under CUDNN_TENSOR_OP_MATH, as
+//     PyTorch does for half, run under the math type the result reports.
 // Each pass sets its own search math type before searching, so that the
 // choice of one pass never depends on which pass ran before it.
 #pragma once
@@ -50,6 +52,7 @@ struct Choice {
 
 // The math type a pass is searched under (see the top of the file).
 inline cudnnMathType_t search_math(cudnnDataType_t type, bool tf32) {
+  if (type == CUDNN_DATA_HALF || type == CUDNN_DATA_BFLOAT16) return CUDNN_TENSOR_OP_MATH;
   return type == CUDNN_DATA_FLOAT && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
 }
 

@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "rescnn/backend/cpu/bf16_kernels.hpp"
@@ -107,7 +108,8 @@ using MakeOptimizer =
 
 static void require_bitwise_resume(std::int64_t epochs, std::int64_t resume_after, std::int64_t train_images,
                                    std::int64_t test_images, const MakeOptimizer& make,
-                                   rn::Precision precision = rn::Precision::fp32) {
+                                   rn::Precision precision = rn::Precision::fp32,
+                                   std::optional<rn::optim::GradScalerOptions> loss_scaling = std::nullopt) {
   TempDir tmp("rescnn_trainer");
   // Augmentation, shuffling, momentum and a schedule: everything that
   // carries state across epochs.
@@ -124,6 +126,7 @@ static void require_bitwise_resume(std::int64_t epochs, std::int64_t resume_afte
                                 .checkpoint = ckpt,
                                 .resume = resume,
                                 .precision = precision,
+                                .loss_scaling = loss_scaling,
                                 .progress = rn::train::ProgressMode::Silent,
                                 .log = nullptr,
                                 .on_step = log.callback()});
@@ -178,6 +181,20 @@ TEST_CASE("A run resumed from a checkpoint reproduces the uninterrupted run bit 
         },
         rn::Precision::bf16);
   }
+  SECTION("dynamic loss scaling: the scale and its growth count come back from the checkpoint") {
+    // 2^200 is infinite in float: the first steps overflow and are skipped
+    // until the scale has backed off to 2^100, then it doubles every 3 good
+    // steps. A resume that restarted the scale would skip steps again.
+    require_bitwise_resume(
+        epochs, 1, 160, 100,
+        [&](rn::nn::Module<float>& model, std::int64_t) {
+          return std::make_pair(std::unique_ptr<rn::optim::Optimizer<float>>(
+                                    new rn::optim::SGD<float>(model.named_parameters(), {.lr = 0.05, .momentum = 0.9})),
+                                std::shared_ptr<const rn::optim::LrSchedule>());
+        },
+        rn::Precision::fp32,
+        rn::optim::GradScalerOptions{.init_scale = 0x1p200, .backoff_factor = 0x1p-50, .growth_interval = 3});
+  }
   SECTION("AdamW with warm-up then cosine") {
     require_bitwise_resume(epochs, 2, 96, 50, [&](rn::nn::Module<float>& model, std::int64_t steps) {
       return std::make_pair(
@@ -215,6 +232,62 @@ void require_nan_stop(rn::train::Trainer& trainer, rn::nn::Module<float>& model,
 }
 
 }  // namespace
+
+TEST_CASE("Loss scaling by powers of two changes no bit of fp32 training; an overflow skips the step",
+          "[trainer][grad_scaler]") {
+  // Scaling a gradient by 2^k and back is exact in binary floating point
+  // (barring overflow and subnormals), and every backward pass is linear in
+  // the loss gradient: with a scale that never overflows, the run is the
+  // unscaled run bit for bit, whatever the scale does.
+  const auto run = [](std::optional<rn::optim::GradScalerOptions> scaling, std::ostream* log, StepLog& steps,
+                      std::int64_t& optimizer_steps) {
+    rn::manual_seed(3);
+    SmallFashionMnist data(128, 50, {.batch_size = 32, .shuffle = true, .seed = 5});
+    auto model = small_model();
+    rn::optim::SGD<float> opt(model->named_parameters(), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
+    rn::train::Trainer trainer({.max_epochs = 2,
+                                .loss_scaling = scaling,
+                                .progress = rn::train::ProgressMode::Silent,
+                                .log = log,
+                                .on_step = steps.callback()});
+    trainer.fit(*model, opt, data);
+    optimizer_steps = opt.steps();
+    return rn::io::state_dict(*model);
+  };
+  StepLog plain_steps, scaled_steps, overflow_steps;
+  std::int64_t plain_count = 0, scaled_count = 0, overflow_count = 0;
+  const auto plain = run(std::nullopt, nullptr, plain_steps, plain_count);
+  const auto scaled = run(rn::optim::GradScalerOptions{.init_scale = 0x1p20, .growth_interval = 2}, nullptr,
+                          scaled_steps, scaled_count);
+  REQUIRE(plain_count == 8);
+  REQUIRE(scaled_count == 8);
+  REQUIRE(scaled_steps.steps == plain_steps.steps);
+  for (const auto& name : plain.names()) {
+    INFO(name);
+    REQUIRE(scaled.record(name).bytes == plain.record(name).bytes);
+  }
+
+  // 2^200 overflows float: the first two steps are skipped (2^200, 2^150),
+  // the third runs at 2^100. The log says so.
+  std::ostringstream log;
+  const auto overflowed = run(rn::optim::GradScalerOptions{.init_scale = 0x1p200, .backoff_factor = 0x1p-50}, &log,
+                              overflow_steps, overflow_count);
+  CHECK(overflow_count == 6);
+  INFO(log.str());
+  CHECK(log.str().find("epoch 1: 2 of 4 steps skipped (a scaled gradient overflowed); loss scale now " +
+                       rn::train::format_roundtrip(0x1p100)) != std::string::npos);
+  CHECK(log.str().find("steps skipped") == log.str().rfind("steps skipped"));  // none in epoch 2
+
+  // Unset, loss scaling is on for fp16 alone, with GradScaler's defaults.
+  using rn::train::effective_loss_scaling;
+  CHECK(effective_loss_scaling({.precision = rn::Precision::fp16}).enabled);
+  CHECK(effective_loss_scaling({.precision = rn::Precision::fp16}).init_scale == 65536.0);
+  CHECK_FALSE(effective_loss_scaling({.precision = rn::Precision::bf16}).enabled);
+  CHECK_FALSE(effective_loss_scaling({}).enabled);
+  CHECK_FALSE(effective_loss_scaling(
+                  {.precision = rn::Precision::fp16, .loss_scaling = rn::optim::GradScalerOptions{.enabled = false}})
+                  .enabled);
+}
 
 TEST_CASE("A NaN loss stops training naming the epoch and step, and the last checkpoint survives",
           "[trainer][checkpoint]") {

@@ -82,7 +82,7 @@ class GradScaler {
   // The loss gradient times the scale (a copy; the input is unchanged).
   Tensor<T, D> scale(const Tensor<T, D>& loss_grad) const {
     Tensor<T, D> out = loss_grad.clone();
-    if (enabled()) multiply(out, static_cast<T>(scale_));
+    if (enabled()) multiply({&out}, static_cast<T>(scale_), /*read_flag=*/false);
     return out;
   }
 
@@ -98,8 +98,10 @@ class GradScaler {
       return true;
     }
     const T inverse = static_cast<T>(1.0 / scale_);
+    std::vector<Tensor<T, D>*> grads;
     for (auto& [name, p] : optimizer.named_parameters())
-      if (p->grad.defined()) found_inf_ = multiply(p->grad, inverse) || found_inf_;
+      if (p->grad.defined()) grads.push_back(&p->grad);
+    found_inf_ = multiply(grads, inverse);
     if (found_inf_) return false;
     optimizer.step();
     return true;
@@ -124,13 +126,17 @@ class GradScaler {
   bool found_inf() const { return found_inf_; }
 
  private:
-  // t *= factor; whether any result is not finite.
-  static bool multiply(Tensor<T, D>& t, T factor) {
-    if (t.numel() == 0) return false;
+  // *t *= factor for every tensor; whether any result is not finite (when
+  // `read_flag`). One pass over all of them and one read of the flag: on a
+  // GPU, one launch and one synchronisation per step, not one per parameter.
+  static bool multiply(const std::vector<Tensor<T, D>*>& tensors, T factor, bool read_flag = true) {
     Tensor<T, D> flag = Tensor<T, D>::zeros({1});
-    const std::vector<TensorGroup<T, 2>> groups{{{t.data(), flag.data()}, t.numel()}};
+    std::vector<TensorGroup<T, 2>> groups;
+    for (Tensor<T, D>* t : tensors)
+      if (t->numel() > 0) groups.push_back({{t->data(), flag.data()}, t->numel()});
+    if (groups.empty()) return false;
     ops::for_each_element<D>(groups, detail::ScaleAndCheck<T>{factor});
-    return flag.template to<Cpu>().data()[0] != T(0);
+    return read_flag && flag.template to<Cpu>().data()[0] != T(0);
   }
 
   GradScalerOptions options_;

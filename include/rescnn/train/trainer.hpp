@@ -20,6 +20,11 @@
 // A non-finite loss stops training with TrainingDiverged naming the epoch and
 // step; nothing is written for that epoch, so the last checkpoint is the last
 // good state.
+//
+// With loss scaling (on by default for fp16 autocast) the backward pass runs
+// on the scaled loss gradient and a step whose gradients overflowed is
+// skipped, as torch.cuda.amp.GradScaler does; the epoch's skipped steps are
+// counted in one log line after the epoch line.
 #pragma once
 
 #include <chrono>
@@ -31,14 +36,17 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "rescnn/core/precision.hpp"
 #include "rescnn/io/checkpoint.hpp"
 #include "rescnn/nn/loss.hpp"
 #include "rescnn/nn/module.hpp"
+#include "rescnn/optim/grad_scaler.hpp"
 #include "rescnn/optim/optimizer.hpp"
 #include "rescnn/optim/schedule.hpp"
+#include "rescnn/train/format.hpp"
 #include "rescnn/train/metrics.hpp"
 #include "rescnn/train/plot.hpp"
 #include "rescnn/train/progress.hpp"
@@ -71,6 +79,11 @@ struct TrainerOptions {
   // Parameters, gradients, optimizer state and checkpoints stay float, so a
   // run may resume in another precision.
   Precision precision = Precision::fp32;
+  // Dynamic loss scaling (optim/grad_scaler.hpp). Unset: on, with
+  // GradScaler's defaults, exactly when `precision` is fp16, whose small
+  // gradients underflow without it. Set it to choose ({.enabled = false}
+  // turns it off). The scale and its growth count are saved in checkpoints.
+  std::optional<optim::GradScalerOptions> loss_scaling{};
   ProgressMode progress = ProgressMode::Auto;
   std::ostream* log = &std::cout;  // epoch lines; null: none
   // Called after every epoch with its metrics, and after every step with
@@ -81,6 +94,11 @@ struct TrainerOptions {
   // example stores its model and data settings); a mismatch is a ValueError.
   std::map<std::string, std::string> run_settings{};
 };
+
+// The loss scaling a fit runs with (TrainerOptions::loss_scaling).
+inline optim::GradScalerOptions effective_loss_scaling(const TrainerOptions& o) {
+  return o.loss_scaling.value_or(optim::GradScalerOptions{.enabled = o.precision == Precision::fp16});
+}
 
 inline void validate(const TrainerOptions& o) {
   check<ValueError>(o.max_epochs >= 1, "Trainer: max_epochs must be >= 1, got ", o.max_epochs);
@@ -135,6 +153,7 @@ class Trainer {
     check<ValueError>(steps_per_epoch >= 1, "Trainer: the training loader has no batches");
 
     const Autocast autocast(options_.precision);
+    optim::GradScaler<T, D> scaler(effective_loss_scaling(options_));
     check_writable(options_.metrics_csv, "metrics CSV");
     check_writable(options_.plot_svg, "plot");
     check_writable(options_.checkpoint, "checkpoint");
@@ -142,7 +161,7 @@ class Trainer {
     History history;
     std::int64_t first_epoch = 1;
     if (options_.resume && std::filesystem::exists(options_.checkpoint)) {
-      history = resume(model, optimizer, steps_per_epoch);
+      history = resume(model, optimizer, scaler, steps_per_epoch);
       first_epoch = history.empty() ? 1 : history.back().epoch + 1;
     }
 
@@ -158,7 +177,7 @@ class Trainer {
       train_loader.start_epoch(epoch);
       bar.start(epoch, options_.max_epochs, steps_per_epoch);
       double loss_sum = 0;
-      std::int64_t correct = 0, samples = 0, step = 0;
+      std::int64_t correct = 0, samples = 0, step = 0, skipped_steps = 0;
       double train_seconds = 0;
       auto step_start = Clock::now();
       while (auto batch = train_loader.next()) {
@@ -182,8 +201,9 @@ class Trainer {
                   ? std::string()
                   : "; the last checkpoint '" + options_.checkpoint.string() + "' holds the last good state"));
         }
-        model.backward(criterion.backward());
-        optimizer.step();
+        model.backward(scaler.scale(criterion.backward()));
+        if (!scaler.step(optimizer)) ++skipped_steps;  // a gradient overflowed: no update
+        scaler.update();
 
         const std::int64_t n = labels.numel();
         loss_sum += loss * static_cast<double>(n);
@@ -208,8 +228,14 @@ class Trainer {
       m.images_per_second = static_cast<double>(samples) / train_seconds;
       m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       history.add(m);
-      write_outputs(model, optimizer, history, steps_per_epoch);
-      if (options_.log) *options_.log << format_epoch_line(m) << std::endl;
+      write_outputs(model, optimizer, scaler, history, steps_per_epoch);
+      if (options_.log) {
+        *options_.log << format_epoch_line(m) << std::endl;
+        if (skipped_steps > 0)
+          *options_.log << "epoch " << epoch << ": " << skipped_steps << " of " << steps_per_epoch
+                        << " steps skipped (a scaled gradient overflowed); loss scale now "
+                        << format_roundtrip(scaler.scale_value()) << std::endl;
+      }
       if (options_.on_epoch) options_.on_epoch(m);
     }
     return history;
@@ -229,9 +255,13 @@ class Trainer {
                    "': it is a directory");
   }
 
+  // Checkpoint entries of the loss scaler (written only when it is enabled).
+  static constexpr const char* kLossScaleKey = "loss_scale";
+  static constexpr const char* kLossScaleGrowthKey = "loss_scale_growth_tracker";
+
   template <class T, class D>
-  void write_outputs(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, const History& history,
-                     std::int64_t steps_per_epoch) {
+  void write_outputs(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, const optim::GradScaler<T, D>& scaler,
+                     const History& history, std::int64_t steps_per_epoch) {
     if (!options_.metrics_csv.empty()) write_csv(history, options_.metrics_csv);
     if (!options_.plot_svg.empty()) write_svg(history, options_.plot_svg, {.title = options_.plot_title});
     if (!options_.checkpoint.empty()) {
@@ -241,12 +271,17 @@ class Trainer {
       info.extra = options_.run_settings;
       info.extra["steps_per_epoch"] = std::to_string(steps_per_epoch);
       info.extra["history"] = to_csv_text(history);
+      if (scaler.enabled()) {
+        info.extra[kLossScaleKey] = format_roundtrip(scaler.scale_value());
+        info.extra[kLossScaleGrowthKey] = std::to_string(scaler.growth_tracker());
+      }
       io::save_checkpoint(options_.checkpoint, model, optimizer, info);
     }
   }
 
   template <class T, class D>
-  History resume(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, std::int64_t steps_per_epoch) {
+  History resume(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, optim::GradScaler<T, D>& scaler,
+                 std::int64_t steps_per_epoch) {
     const std::string where = "Trainer: cannot resume from '" + options_.checkpoint.string() + "': ";
     // Read once; check the run's settings before anything is loaded into the model.
     const io::SafeTensors file = io::SafeTensors::load(options_.checkpoint);
@@ -265,6 +300,15 @@ class Trainer {
     History history = it == info.extra.end() ? History() : parse_csv_text(it->second, options_.checkpoint.string());
     check<IoError>(history.empty() ? info.epoch == 0 : history.back().epoch == info.epoch, where,
                    "its history does not end at its epoch ", info.epoch);
+    // A checkpoint of a run without loss scaling leaves the scaler at its
+    // initial scale; one with it restores the scale exactly.
+    const auto scale = info.extra.find(kLossScaleKey), growth = info.extra.find(kLossScaleGrowthKey);
+    if (scaler.enabled() && scale != info.extra.end()) {
+      const auto value = parse_double(scale->second);
+      const auto tracker = growth == info.extra.end() ? std::nullopt : parse_int64(growth->second);
+      check<IoError>(value && tracker, where, "its loss scale '", scale->second, "' or growth count is not a number");
+      scaler.load_state(*value, *tracker);
+    }
     return history;
   }
 

@@ -78,7 +78,8 @@ void synchronize() {
 // Images per second over `steps` steps of `train` (or inference) mode.
 template <class D>
 double bench(const Args& a, bool train) {
-  const rn::Autocast autocast(rn::parse_precision(a.precision, "--precision"));
+  const rn::Precision precision = rn::parse_precision(a.precision, "--precision");
+  const rn::Autocast autocast(precision);
   rn::manual_seed(0);
   auto model = rn::models::create<float, D>(a.model, {.num_classes = 10, .in_channels = 1});
   const auto x = rn::Tensor<float>::normal({a.batch, 1, a.size, a.size}, 0, 1).template to<D>();
@@ -87,13 +88,17 @@ double bench(const Args& a, bool train) {
   const auto y = rn::Tensor<std::int64_t>::from_vector({a.batch}, labels).template to<D>();
   rn::optim::SGD<float, D> opt(model->named_parameters(), {.lr = 0.01});
   rn::nn::CrossEntropyLoss<float, D> criterion;
+  // fp16 trains with loss scaling, as a real run does (and as
+  // torch_resnet_bench.py --amp fp16 does with torch.cuda.amp.GradScaler).
+  rn::optim::GradScaler<float, D> scaler({.enabled = precision == rn::Precision::fp16});
   model->train(train);
   const auto step = [&] {
     if (train) {
       opt.zero_grad();
       criterion(model->forward(x), y);
-      model->backward(criterion.backward());
-      opt.step();
+      model->backward(scaler.scale(criterion.backward()));
+      scaler.step(opt);
+      scaler.update();
     } else {
       rn::nn::NoGradGuard no_grad;
       model->forward(x);

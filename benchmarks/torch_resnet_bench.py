@@ -13,7 +13,7 @@ model instead, with a 1-channel stem as bench_resnet's `--model` models have.
 
 On a GPU PyTorch runs at its best unless told otherwise: cudnn.benchmark on
 (as rescnn's cudnnFind), TF32 for convolutions as PyTorch's default
-(--no-tf32: full fp32 everywhere; --tf32: matmuls too), and --amp bf16 for
+(--no-tf32: full fp32 everywhere; --tf32: matmuls too), and --amp bf16|fp16 for
 autocast mixed precision.
 
 Prints one line per case:
@@ -21,7 +21,7 @@ Prints one line per case:
 Run with a python3 that has torch (Debian: /usr/bin/python3 with python3-torch).
 Usage: torch_resnet_bench.py [--threads N] [--size 28] [--batch 128]
        [--steps 5] [--device cpu|cuda] [--cases train,infer] [--channels-last]
-       [--model d2l_resnet18|resnet50|...] [--tf32|--no-tf32] [--amp bf16]
+       [--model d2l_resnet18|resnet50|...] [--tf32|--no-tf32] [--amp bf16|fp16]
 """
 import argparse
 import resource
@@ -71,6 +71,8 @@ def torchvision_model(name, num_classes=10):
 def bench(model, x, y, train, steps, sync, amp_dtype=None):
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     model.train(train)
+    # fp16 needs loss scaling to train; bf16 (float's range) does not.
+    scaler = torch.cuda.amp.GradScaler(enabled=amp_dtype == torch.float16)
 
     def autocast():
         return torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
@@ -80,8 +82,9 @@ def bench(model, x, y, train, steps, sync, amp_dtype=None):
             opt.zero_grad(set_to_none=True)
             with autocast():
                 loss = F.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         else:
             with torch.no_grad(), autocast():
                 model(x)
@@ -112,7 +115,8 @@ def main():
     tf32.add_argument("--tf32", dest="tf32", action="store_const", const="all",
                       help="TF32 for convolutions and matmuls")
     tf32.add_argument("--no-tf32", dest="tf32", action="store_const", const="none", help="full fp32 everywhere")
-    p.add_argument("--amp", choices=["bf16"], default=None, help="autocast mixed precision")
+    p.add_argument("--amp", choices=["bf16", "fp16"], default=None,
+                   help="autocast mixed precision (fp16 trains with a GradScaler)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -124,9 +128,9 @@ def main():
         torch.backends.cudnn.allow_tf32 = a.tf32 != "none"
         torch.backends.cuda.matmul.allow_tf32 = a.tf32 == "all"
         precision = {"none": "fp32", "all": "tf32"}.get(a.tf32, "tf32conv")
-    amp_dtype = torch.bfloat16 if a.amp == "bf16" else None
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.amp)
     if amp_dtype is not None:
-        precision = "amp_bf16"
+        precision = "amp_" + a.amp
     make_model = resnet18 if a.model == "d2l_resnet18" else (lambda: torchvision_model(a.model))
     case_model = "resnet18" if a.model == "d2l_resnet18" else a.model
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)

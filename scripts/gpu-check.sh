@@ -16,8 +16,9 @@
 #   5. bench      bench_resnet --device cuda and benchmarks/torch_resnet_bench.py,
 #                 alternating, GPU_CHECK_ROUNDS (2) rounds: d2l ResNet-18 at 96x96 and
 #                 resnet50 at 224x224, batch 128; rescnn in TF32 and fp32 (and once
-#                 deterministic), PyTorch in TF32 (NCHW and channels_last) and fp32
-#                 (AMP bf16 joins once rescnn computes in bf16)
+#                 deterministic), PyTorch in TF32 (NCHW and channels_last) and fp32;
+#                 in round 1 also bf16 and fp16 autocast (rescnn --precision, PyTorch
+#                 --amp with channels_last, fp16 with loss scaling on both)
 #   6. train      the d2l configuration (96x96) for 2 epochs on the real Fashion-MNIST
 #   7. report     OUTDIR/gpu-<gpu>-<date>.md from the logs (scripts/gpu_report.py)
 # OUTDIR (default: $OUT, else ./gpu-check-out) receives the report and the raw
@@ -220,6 +221,12 @@ for ((round = 1; round <= rounds; ++round)); do
     bench_cmd+="'$bench' $common --no-tf32 $(tag rescnn); "
     bench_cmd+="'$python' '$torch_bench' $common --no-tf32 $(tag pytorch); "
     ((round == 1)) && [[ $model == d2l_resnet18 ]] && bench_cmd+="'$bench' $common --deterministic $(tag rescnn); "
+    if ((round == 1)); then
+      for amp in bf16 fp16; do
+        bench_cmd+="'$bench' $common --precision $amp $(tag rescnn); "
+        bench_cmd+="'$python' '$torch_bench' $common --amp $amp --channels-last $(tag pytorch); "
+      done
+    fi
   done
 done
 bench_cmd+="exit \$rc"
@@ -228,7 +235,7 @@ train_cmd="'$build/examples/train_fashion_mnist' --device cuda --resize 96 --epo
 
 if ((dry_run)); then
   echo "::: dry run: the GPU steps that would run now (the budget left then applies to each):"
-  printf '  ctest (limit 100 s): %s\n  bench (limit 120 s): %s\n  train (limit 80 s): %s\n' \
+  printf '  ctest (limit 100 s): %s\n  bench (limit 160 s): %s\n  train (limit 80 s): %s\n' \
     "$ctest_cmd" "$bench_cmd" "$train_cmd"
   # The report from real output where this machine can make it: the bench
   # line of the bench_resnet just built (on the CPU, tagged as the bench step
@@ -252,7 +259,7 @@ if ((dry_run)); then
   echo "::: dry run: the report was written from the sample logs"
 else
   run_step ctest 100 "$outdir/ctest.log" "$ctest_cmd"
-  run_step bench 120 "$outdir/bench.log" "$bench_cmd"
+  run_step bench 160 "$outdir/bench.log" "$bench_cmd"
   run_step train 80 "$outdir/train.log" "$train_cmd"
   slug=$(sed -n 's/^gpu: //p' "$outdir/env.log" | cut -d, -f1 | sed 's/^NVIDIA //' | tr 'A-Z ' 'a-z-' | tr -cd 'a-z0-9-')
   report=$outdir/gpu-${slug:-unknown}-$(date -u +%Y-%m-%d).md

@@ -33,7 +33,8 @@ def env_value(env, key):
 def variant(impl, rest):
     """A readable name of one configuration: precision, layout, determinism."""
     fields = dict(re.findall(r"(\w+)=(\S+)", rest))
-    words = [fields.get("precision", "fp32")]
+    # PyTorch's "amp_bf16" is rescnn's "bf16": one name per precision.
+    words = [fields.get("precision", "fp32").removeprefix("amp_")]
     if impl == "pytorch":
         words.append(fields.get("layout", "nchw"))
     if "deterministic" in rest.split():
@@ -58,7 +59,7 @@ def bench_table(bench):
             out.append(f"| {case} {size} batch {batch} | {impl} | {var} | "
                        f"{', '.join(f'{r:.0f}' for r in rates)} | {statistics.median(rates):.0f} |")
         med = {k: statistics.median(v) for k, v in configs.items()}
-        for prec in ("tf32conv", "fp32"):
+        for prec in ("tf32conv", "fp32", "bf16", "fp16"):
             ours = med.get(("rescnn", prec))
             theirs = {v: r for (i, v), r in med.items() if i == "pytorch" and v.split()[0] == prec}
             if ours and theirs:

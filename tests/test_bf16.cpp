@@ -25,9 +25,11 @@
 #include "rescnn/models/models.hpp"
 #include "rescnn/nn/nn.hpp"
 #include "rescnn/ops/conv2d.hpp"
+#include "support/autocast_errors.hpp"
 #include "support/compare.hpp"
 #include "support/conv_cases.hpp"
 #include "support/fill.hpp"
+#include "support/half_rounding.hpp"
 #include "support/skip.hpp"
 #include "support/threads.hpp"
 
@@ -81,16 +83,6 @@ Tensor<double> to_double(const Tensor<float>& t) {
 
 template <class T>
 constexpr Tensor<T>* kNone = nullptr;  // no bias, no bias gradient
-
-// ||a - b|| / ||b|| over all elements.
-double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, norm = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    diff += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
-    norm += static_cast<double>(b[i]) * b[i];
-  }
-  return std::sqrt(diff / norm);
-}
 
 }  // namespace
 
@@ -224,6 +216,47 @@ TEST_CASE("bf16 convolutions equal the double convolution of the rounded operand
   }
 }
 
+// tests/cuda/test_cuda_autocast checks cuDNN's 16-bit convolutions, whose
+// results are rounded to bf16 once, with testing::rounded_once. The CPU's
+// bf16 convolutions rounded to bf16 are such results (float accumulation,
+// one rounding), so the criterion is checked here, on every CI run: it must
+// accept them and reject the same convolution with one tap of the kernel
+// dropped.
+TEST_CASE("The GPU's rounded-once criterion accepts bf16 convolutions and rejects a dropped tap", "[bf16][conv2d]") {
+  FOR_EACH_BF16_ENGINE(engine) DYNAMIC_SECTION(cpu::bf16_engine_name(engine)) {
+    const ScopedBf16Engine use(engine);
+    for (const auto& c : testing::kernel_conv_cases()) {
+      DYNAMIC_SECTION(c.name) {
+        Generator gen(7);
+        const auto x = Tensor<float>::normal(c.input, 0, 1, gen);
+        auto w = Tensor<float>::normal(c.weight, 0, 1, gen);
+        const auto exact = ops::conv2d_forward(rounded_double(x), rounded_double(w), kNone<double>, c.params);
+        const auto rounded_result = [&](const Tensor<float>& weight) {
+          const Autocast bf16(Precision::bf16);
+          return testing::rounded(Precision::bf16, ops::conv2d_forward(x, weight, kNone<float>, c.params).to_vector());
+        };
+        const std::vector<float> no_offset(static_cast<std::size_t>(exact.numel()), 0.f);
+        const auto good = testing::rounded_once(Precision::bf16, rounded_result(w), exact.to_vector(), no_offset);
+        INFO(good.message);
+        CHECK(good.ok);
+        CHECK(good.mismatches <=
+              static_cast<std::size_t>(exact.numel() / 100));  // a correct kernel: well under the 2% allowed
+
+        // The centre tap of every filter's last input channel dropped (the
+        // centre: never all padding): the criterion must reject it.
+        auto taps = w.to_vector();
+        const index_t kh = w.dim(2), kw = w.dim(3), per_filter = w.numel() / w.dim(0);
+        for (index_t o = 0; o < w.dim(0); ++o)
+          taps[static_cast<std::size_t>((o + 1) * per_filter - kh * kw + (kh / 2) * kw + kw / 2)] = 0;
+        const auto bad = testing::rounded_once(
+            Precision::bf16, rounded_result(Tensor<float>::from_vector(w.shape(), taps)), exact.to_vector(), no_offset);
+        INFO(bad.message);
+        CHECK_FALSE(bad.ok);
+      }
+    }
+  }
+}
+
 TEST_CASE("bf16 convolutions give the same bits on 1 and 2 threads", "[bf16][conv2d][threads]") {
   FOR_EACH_BF16_ENGINE(engine) DYNAMIC_SECTION(cpu::bf16_engine_name(engine)) {
     const ScopedBf16Engine use(engine);
@@ -333,49 +366,15 @@ TEST_CASE("resnet18 and resnet50 in bf16 agree with fp32 within bf16's rounding"
         const auto x = Tensor<float>::normal({4, 3, 64, 64}, 0, 1, gen);
         const auto dy = Tensor<float>::normal({4, 10}, 0, 1, gen);
 
-        model->eval();
-        const auto forward = [&](Precision p) {
-          const Autocast autocast(p);
-          return model->forward(x).to_vector();
-        };
-        const double output_error = relative_l2(forward(Precision::bf16), forward(Precision::fp32));
-        INFO(name << " eval output: relative error " << output_error);
-        CHECK(output_error > 1e-4);  // bf16 really ran
-        CHECK(output_error <= 1.5e-2);
-
-        model->train(true);
-        const auto backward = [&](Precision p) {
-          {
-            const Autocast bf16(Precision::bf16);  // the same bits every time
-            model->forward(x);
-          }
-          const Autocast autocast(p);
-          model->zero_grad();
-          std::vector<std::vector<float>> grads{model->backward(dy).to_vector()};
-          for (auto& [param_name, param] : model->named_parameters()) grads.push_back(param->grad.to_vector());
-          return grads;
-        };
-        const auto fp32 = backward(Precision::fp32), bf16 = backward(Precision::bf16);
-        const auto params = model->named_parameters();
-        REQUIRE(fp32.size() == bf16.size());
-        double worst = 0;
-        std::string worst_name;
-        std::vector<double> errors;
-        for (std::size_t i = 0; i < fp32.size(); ++i) {
-          const double err = relative_l2(bf16[i], fp32[i]);
-          errors.push_back(std::isnan(err) ? INFINITY : err);
-          if (!(err <= worst)) {
-            worst = std::isnan(err) ? INFINITY : err;
-            worst_name = i == 0 ? "input gradient" : "grad." + params[i - 1].first;
-          }
-        }
-        std::nth_element(errors.begin(), errors.begin() + errors.size() / 2, errors.end());
-        const double median = errors[errors.size() / 2];
-        INFO(name << " gradients: median relative error " << median << ", worst " << worst << " (" << worst_name
-                  << ")");
-        CHECK(median > 1e-4);
-        CHECK(median <= 2e-2);
-        CHECK(worst <= 8e-2);
+        const auto e = testing::autocast_errors<Cpu>(*model, x, dy, Precision::bf16);
+        INFO(name << " eval output: relative error " << e.output);
+        CHECK(e.output > 1e-4);  // bf16 really ran
+        CHECK(e.output <= 1.5e-2);
+        INFO(name << " gradients: median relative error " << e.grad_median << ", worst " << e.grad_worst << " ("
+                  << e.worst_name << ")");
+        CHECK(e.grad_median > 1e-4);
+        CHECK(e.grad_median <= 2e-2);
+        CHECK(e.grad_worst <= 8e-2);
       }
     }
   }

@@ -7,7 +7,8 @@
 #   bash scripts/install-deps.sh --with-fuzzing  # also clang and libFuzzer (fuzz/run.sh)
 set -euo pipefail
 
-packages=(build-essential cmake libeigen3-dev catch2 zlib1g-dev libcli11-dev libbenchmark-dev dataset-fashion-mnist)
+packages=(build-essential cmake libeigen3-dev catch2 zlib1g-dev libcli11-dev libbenchmark-dev dataset-fashion-mnist
+  libpng-dev libjpeg-dev)
 
 for arg in "$@"; do
   case "$arg" in

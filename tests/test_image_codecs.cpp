@@ -1,0 +1,134 @@
+// PNG and JPEG decoding (data/image_codecs.hpp) against PIL's decoding of the
+// same files (tests/golden/make_image_golden.py): every PNG kind and JPEG
+// kind the decoders handle, converted to RGB and to gray as torchvision's
+// loader converts them, must give PIL's pixels exactly. Then every kind of
+// bad file must be refused with an IoError naming it and saying why.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "rescnn/data/image.hpp"
+#include "rescnn/data/image_codecs.hpp"
+#include "support/golden.hpp"
+
+namespace rn = rescnn;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path images_dir() { return rn::testing::golden_dir() / "images"; }
+
+// A binary PGM (P5) or PPM (P6) as PIL writes them.
+rn::data::Image read_netpbm(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in);
+  std::string magic;
+  int width = 0, height = 0, maxval = 0;
+  in >> magic >> width >> height >> maxval;
+  in.get();  // the single whitespace before the pixels
+  REQUIRE((magic == "P5" || magic == "P6"));
+  REQUIRE(maxval == 255);
+  rn::data::Image image{width, height, magic == "P5" ? 1 : 3, {}};
+  image.pixels.resize(image.size());
+  in.read(reinterpret_cast<char*>(image.pixels.data()), static_cast<std::streamsize>(image.pixels.size()));
+  REQUIRE(in.gcount() == static_cast<std::streamsize>(image.pixels.size()));
+  return image;
+}
+
+// How many pixels differ (any channel); REQUIREs equal sizes.
+std::size_t differing(const rn::data::Image& a, const rn::data::Image& b) {
+  REQUIRE(a.width == b.width);
+  REQUIRE(a.height == b.height);
+  REQUIRE(a.channels == b.channels);
+  REQUIRE(a.pixels.size() == b.pixels.size());
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < a.pixels.size(); ++i) n += a.pixels[i] != b.pixels[i];
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("Every PNG and JPEG kind decodes to PIL's pixels, as RGB and as gray", "[image][codecs]") {
+  const fs::path dir = images_dir() / "codecs";
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const auto ext = entry.path().extension();
+    if (ext != ".png" && ext != ".jpg") continue;
+    ++files;
+    const auto stem = entry.path().stem().string();
+    DYNAMIC_SECTION(entry.path().filename().string()) {
+      const auto rgb = rn::data::read_image(entry.path(), {.channels = 3});
+      CHECK(differing(rgb, read_netpbm(dir / (stem + ".rgb.ppm"))) == 0);
+      const auto gray = rn::data::read_image(entry.path(), {.channels = 1});
+      CHECK(differing(gray, read_netpbm(dir / (stem + ".l.pgm"))) == 0);
+    }
+  }
+  CHECK(files == 15);
+}
+
+TEST_CASE("Images keep their own channels on request, and convert to RGBA as PIL does", "[image][codecs]") {
+  const fs::path dir = images_dir() / "codecs";
+  CHECK(rn::data::read_image(dir / "gray8.png", {.channels = 0}).channels == 1);
+  CHECK(rn::data::read_image(dir / "gray_alpha.png", {.channels = 0}).channels == 2);
+  CHECK(rn::data::read_image(dir / "rgb8.png", {.channels = 0}).channels == 3);
+  CHECK(rn::data::read_image(dir / "rgba8.png", {.channels = 0}).channels == 4);
+  CHECK(rn::data::read_image(dir / "palette_trns.png", {.channels = 0}).channels == 4);  // tRNS becomes alpha
+  CHECK(rn::data::read_image(dir / "gray.jpg", {.channels = 0}).channels == 1);
+
+  // RGBA: the colour channels are the RGB conversion's, alpha the file's.
+  const auto rgba = rn::data::read_image(dir / "rgba8.png", {.channels = 4});
+  const auto rgb = read_netpbm(dir / "rgba8.rgb.ppm");
+  const auto native = rn::data::read_image(dir / "rgba8.png", {.channels = 0});
+  for (int y = 0; y < rgba.height; ++y)
+    for (int x = 0; x < rgba.width; ++x) {
+      for (int c = 0; c < 3; ++c) REQUIRE(rgba.at(y, x, c) == rgb.at(y, x, c));
+      REQUIRE(rgba.at(y, x, 3) == native.at(y, x, 3));
+    }
+  const auto gray_as_rgba = rn::data::read_image(dir / "gray8.png", {.channels = 4});
+  for (int y = 0; y < gray_as_rgba.height; ++y)
+    for (int x = 0; x < gray_as_rgba.width; ++x) REQUIRE(gray_as_rgba.at(y, x, 3) == 255);
+
+  // Detection is by content: a PNG named .jpg decodes.
+  const fs::path renamed = fs::temp_directory_path() / "rescnn_png_named.jpg";
+  fs::copy_file(dir / "rgb8.png", renamed, fs::copy_options::overwrite_existing);
+  CHECK(differing(rn::data::read_image(renamed), read_netpbm(dir / "rgb8.rgb.ppm")) == 0);
+  fs::remove(renamed);
+}
+
+TEST_CASE("Bad image files are refused naming the file and the reason", "[image][codecs][errors]") {
+  const fs::path dir = images_dir() / "bad";
+  const auto refused = [&](const std::string& name, const std::string& reason) {
+    const fs::path path = dir / name;
+    INFO(name);
+    try {
+      rn::data::read_image(path);
+      FAIL("decoded without an error");
+    } catch (const rn::IoError& e) {
+      const std::string msg = e.what();
+      INFO(msg);
+      CHECK(msg.find(path.string()) != std::string::npos);
+      CHECK(msg.find(reason) != std::string::npos);
+    }
+  };
+  refused("truncated.png", "truncated");
+  refused("truncated.jpg", "not a valid JPEG file");
+  refused("corrupt.png", "not a valid PNG file");
+  refused("corrupt.jpg", "not a valid JPEG file");
+  refused("cmyk.jpg", "CMYK JPEGs are not supported");
+  refused("huge.png", "50000x50000 = 2500000000 pixels, more than the limit of 89478485");
+  refused("empty.png", "the file is empty");
+  refused("text.jpg", "not a PNG or JPEG file");
+  refused("missing.png", "cannot be opened");
+
+  // The pixel limit is checked on the header, before decoding: a normal
+  // file over a lowered limit is refused the same way.
+  CHECK_THROWS_WITH(rn::data::read_image(images_dir() / "codecs" / "rgb8.png", {.max_pixels = 100}),
+                    Catch::Contains("13x9 = 117 pixels, more than the limit of 100"));
+  CHECK_THROWS_AS(rn::data::read_image(images_dir() / "codecs" / "rgb8.png", {.channels = 2}), rn::ValueError);
+  CHECK_THROWS_AS(rn::data::read_image(images_dir() / "codecs" / "rgb8.png", {.max_pixels = 0}), rn::ValueError);
+}

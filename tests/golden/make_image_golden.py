@@ -17,6 +17,15 @@ Writes into DIR (default tests/golden/fixtures/images):
                             truncated.jpg, corrupt.png (a bad IDAT CRC),
                             corrupt.jpg (garbage entropy data), huge.png (a header
                             claiming 50,000x50,000), empty.png, text.jpg
+  transforms/manifest.txt   torchvision's transforms of codecs/rgb8.png (13x9 RGB),
+                            codecs/gray8.png and a 39x27 RGB image, one line per
+                            case: "<kind> <source> <parameters...> <golden>":
+                              resize S: transforms.Resize(S) (shorter side)
+                              resize_to W H: F.resize(img, [H, W])
+                              center_crop H W: transforms.CenterCrop((H, W))
+                              resized_crop T L H W S: F.resized_crop(img, T, L, H, W, [S, S])
+                              normalize: ToTensor + Normalize(ImageNet), float32 CHW
+                            (bilinear with antialias: PIL's resize, torchvision 0.14)
   fashion/<class>/<i>.png|jpg  Fashion-MNIST test images 0.. of three classes
                             (gray PNG: the IDX pixels exactly; JPEG quality 95),
                             with fashion_pixels.pgm: the PNGs' pixels in
@@ -169,6 +178,43 @@ def main():
         by_class[cls] = [images[i] for i in np.flatnonzero(labels == label)[:4]]
     stacked = np.concatenate([np.stack(by_class[c]) for c in sorted(by_class)]).reshape(-1, 28)
     Image.fromarray(stacked, "L").save(os.path.join(out, "fashion_pixels.pgm"))
+    transforms_goldens(out, codecs)
+
+
+def transforms_goldens(out, codecs):
+    import torch
+    import torchvision.transforms as T
+    import torchvision.transforms.functional as F
+
+    d = os.path.join(out, "transforms")
+    os.makedirs(d, exist_ok=True)
+    big = Image.open(os.path.join(codecs, "baseline.rgb.ppm"))  # 39x27 RGB, decoded
+    big.save(os.path.join(d, "big.ppm"))
+    sources = {"rgb8": Image.open(os.path.join(codecs, "rgb8.png")).convert("RGB"),
+               "gray8": Image.open(os.path.join(codecs, "gray8.png")).convert("L"),
+               "big": big}
+    lines = []
+
+    def save(img, name):
+        path = name + (".ppm" if img.mode == "RGB" else ".pgm")
+        img.save(os.path.join(d, path))
+        return path
+
+    for src, img in sources.items():
+        for size in (1, 4, 7, 9, 20, 64):
+            lines.append(f"resize {src} {size} " + save(T.Resize(size)(img), f"resize_{src}_{size}"))
+        for w, h in ((5, 17), (31, 3), (13, 9)):
+            lines.append(f"resize_to {src} {w} {h} " + save(F.resize(img, [h, w]), f"resize_to_{src}_{w}x{h}"))
+        for h, w in ((5, 5), (4, 7), (8, 12), (20, 30), (9, 40)):
+            lines.append(f"center_crop {src} {h} {w} " + save(T.CenterCrop((h, w))(img), f"center_crop_{src}_{h}x{w}"))
+        for t, l, h, w, size in ((1, 2, 6, 9, 16), (0, 0, 9, 13, 5), (3, 4, 4, 4, 11)):
+            lines.append(f"resized_crop {src} {t} {l} {h} {w} {size} " +
+                         save(F.resized_crop(img, t, l, h, w, [size, size]), f"resized_crop_{src}_{t}_{l}_{h}_{w}_{size}"))
+    x = T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])(T.ToTensor()(sources["rgb8"]))
+    x.numpy().astype("<f4").tofile(os.path.join(d, "normalize_rgb8.f32"))
+    lines.append("normalize rgb8 normalize_rgb8.f32")
+    with open(os.path.join(d, "manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,182 @@
+// ImageFolder (data/image_folder.hpp) on a real image folder written by the
+// test: Fashion-MNIST test images saved as PNG and JPEG by PIL
+// (tests/golden/make_image_golden.py), in three class folders, plus a nested
+// folder, an upper-case extension, files that are not images, and corrupt
+// files. Checked against torchvision's conventions: sorted classes and
+// class_to_idx, per-folder sorted files, exact PNG pixels.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "rescnn/data/image_codecs.hpp"
+#include "rescnn/data/image_folder.hpp"
+#include "support/golden.hpp"
+#include "support/temp_dir.hpp"
+
+namespace rn = rescnn;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path images_dir() { return rn::testing::golden_dir() / "images"; }
+
+// root/<class>/... from the Fashion-MNIST fixtures, plus what `extra` adds.
+fs::path make_folder(const rn::testing::TempDir& tmp) {
+  const fs::path root = tmp / "folder";
+  fs::copy(images_dir() / "fashion", root, fs::copy_options::recursive);
+  fs::create_directories(root / "T-shirt_top" / "sub");
+  fs::copy_file(images_dir() / "fashion" / "T-shirt_top" / "0.png", root / "T-shirt_top" / "sub" / "extra.PNG");
+  std::ofstream(root / "notes.txt") << "not a class\n";
+  std::ofstream(root / "Trouser" / "readme.txt") << "not an image\n";
+  return root;
+}
+
+rn::data::Image read_pgm(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string magic;
+  int w = 0, h = 0, maxval = 0;
+  in >> magic >> w >> h >> maxval;
+  in.get();
+  rn::data::Image img{w, h, 1, std::vector<std::uint8_t>(static_cast<std::size_t>(w) * h)};
+  in.read(reinterpret_cast<char*>(img.pixels.data()), static_cast<std::streamsize>(img.pixels.size()));
+  REQUIRE(in.gcount() == static_cast<std::streamsize>(img.pixels.size()));
+  return img;
+}
+
+}  // namespace
+
+TEST_CASE("ImageFolder finds classes and images as torchvision does", "[image][folder]") {
+  rn::testing::TempDir tmp("rescnn_folder");
+  const fs::path root = make_folder(tmp);
+  const rn::data::ImageFolder folder(root, {.decode = {.channels = 1}});
+  CHECK(folder.classes() == std::vector<std::string>{"Ankle_boot", "T-shirt_top", "Trouser"});
+  CHECK(folder.class_to_idx().at("Ankle_boot") == 0);
+  CHECK(folder.class_to_idx().at("T-shirt_top") == 1);
+  CHECK(folder.class_to_idx().at("Trouser") == 2);
+  REQUIRE(folder.size() == 25);
+
+  // Per class: the folder's own files sorted, then the nested folder's.
+  std::vector<std::string> names;
+  for (const auto& s : folder.samples()) names.push_back(fs::relative(s.path, root).generic_string());
+  CHECK(names[0] == "Ankle_boot/0.jpg");
+  CHECK(names[1] == "Ankle_boot/0.png");
+  CHECK(names[7] == "Ankle_boot/3.png");
+  CHECK(names[8] == "T-shirt_top/0.jpg");
+  CHECK(names[16] == "T-shirt_top/sub/extra.PNG");
+  CHECK(names[17] == "Trouser/0.jpg");
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const auto label = folder.samples()[i].label;
+    CHECK(names[i].rfind(folder.classes()[static_cast<std::size_t>(label)] + "/", 0) == 0);
+  }
+
+  // The PNGs are the IDX pixels exactly; the JPEGs (quality 95) close to them.
+  const auto expected = read_pgm(images_dir() / "fashion_pixels.pgm");  // 12 images of 28x28, stacked
+  int png = 0;
+  for (std::int64_t i = 0; i < folder.size(); ++i) {
+    const auto& path = folder.samples()[static_cast<std::size_t>(i)].path;
+    if (path.filename() == "extra.PNG") continue;
+    const auto img = folder.load(i);
+    REQUIRE(img.width == 28);
+    REQUIRE(img.height == 28);
+    REQUIRE(img.channels == 1);
+    const int k =
+        std::stoi(path.stem().string()) + 4 * static_cast<int>(folder.samples()[static_cast<std::size_t>(i)].label);
+    double diff = 0;
+    std::size_t differ = 0;
+    for (std::size_t p = 0; p < img.pixels.size(); ++p) {
+      const int e = expected.pixels[static_cast<std::size_t>(k) * 784 + p];
+      diff += std::abs(img.pixels[p] - e);
+      differ += img.pixels[p] != e;
+    }
+    INFO(path);
+    if (path.extension() == ".png") {
+      ++png;
+      CHECK(differ == 0);
+    } else {
+      CHECK(diff / 784 < 3.0);
+    }
+  }
+  CHECK(png == 12);
+  // RGB by default: gray files are replicated into three channels.
+  const rn::data::ImageFolder rgb(root);
+  const auto img = rgb.load(1);
+  REQUIRE(img.channels == 3);
+  CHECK(img.at(10, 10, 0) == img.at(10, 10, 2));
+  CHECK_THROWS_AS(rgb.load(25), rn::ValueError);
+}
+
+TEST_CASE("ImageFolder refuses an empty root or class folder, naming them", "[image][folder][errors]") {
+  rn::testing::TempDir tmp("rescnn_folder");
+  CHECK_THROWS_WITH(rn::data::ImageFolder(tmp / "missing"), Catch::Contains("is not a directory"));
+  fs::create_directories(tmp / "none");
+  std::ofstream(tmp / "none" / "a.png") << "x";
+  CHECK_THROWS_WITH(rn::data::ImageFolder(tmp / "none"), Catch::Contains("has no class folders"));
+  const fs::path root = make_folder(tmp);
+  fs::create_directories(root / "Bag");
+  fs::create_directories(root / "Coat");
+  std::ofstream(root / "Coat" / "list.csv") << "not an image\n";
+  CHECK_THROWS_WITH(rn::data::ImageFolder(root),
+                    Catch::Contains("no .png, .jpg or .jpeg files in the class folders 'Bag', 'Coat'"));
+}
+
+TEST_CASE("Unreadable files: an error naming the file, or skipped with one warning", "[image][folder][errors]") {
+  rn::testing::TempDir tmp("rescnn_folder");
+  const fs::path root = make_folder(tmp);
+  fs::copy_file(images_dir() / "bad" / "truncated.png", root / "Trouser" / "9_truncated.png");
+  fs::copy_file(images_dir() / "bad" / "corrupt.jpg", root / "Trouser" / "9_corrupt.jpg");
+  const rn::data::ImageFolder strict(root);
+  REQUIRE(strict.size() == 27);
+  std::int64_t bad = -1;
+  for (std::int64_t i = 0; i < strict.size(); ++i)
+    if (strict.samples()[static_cast<std::size_t>(i)].path.filename() == "9_truncated.png") bad = i;
+  REQUIRE(bad >= 0);
+  CHECK_THROWS_WITH(strict.load(bad), Catch::Contains("9_truncated.png") && Catch::Contains("truncated"));
+
+  std::ostringstream warnings;
+  const rn::data::ImageFolder lenient(root, {.skip_unreadable = true, .warnings = &warnings});
+  CHECK(lenient.size() == 25);
+  CHECK(lenient.skipped() == 2);
+  INFO(warnings.str());
+  CHECK(warnings.str().find("skipped 2 of 27 files") != std::string::npos);
+  CHECK(warnings.str().find("9_corrupt.jpg") != std::string::npos);  // the first, in sample order
+  const std::string text = warnings.str();
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1);
+
+  // A class left with no readable file is an error even when skipping.
+  fs::create_directories(root / "Bag");
+  fs::copy_file(images_dir() / "bad" / "text.jpg", root / "Bag" / "0.jpg");
+  CHECK_THROWS_WITH(rn::data::ImageFolder(root, {.skip_unreadable = true, .warnings = nullptr}),
+                    Catch::Contains("class folder 'Bag'"));
+}
+
+TEST_CASE("split_by_class holds out a seeded fraction of every class", "[image][folder][split]") {
+  rn::testing::TempDir tmp("rescnn_folder");
+  const rn::data::ImageFolder folder(make_folder(tmp));  // 8, 9 and 8 images
+  const auto split = rn::data::split_by_class(folder, 0.25, 3);
+  CHECK(split.val.size() == 2 + 2 + 2);  // round(0.25 * 8) = 2, round(0.25 * 9) = 2
+  std::set<std::int64_t> all(split.train.begin(), split.train.end());
+  for (auto i : split.val) CHECK(all.insert(i).second);  // disjoint
+  CHECK(static_cast<std::int64_t>(all.size()) == folder.size());
+  CHECK(std::is_sorted(split.val.begin(), split.val.end()));
+  std::vector<int> per_class(3, 0);
+  for (auto i : split.val) ++per_class[static_cast<std::size_t>(folder.samples()[static_cast<std::size_t>(i)].label)];
+  CHECK(per_class == std::vector<int>{2, 2, 2});
+
+  CHECK(rn::data::split_by_class(folder, 0.25, 3).val == split.val);  // the same seed, the same files
+  bool differs = false;
+  for (std::uint64_t seed = 4; seed < 8; ++seed)
+    differs |= rn::data::split_by_class(folder, 0.25, seed).val != split.val;
+  CHECK(differs);
+  CHECK(rn::data::split_by_class(folder, 0.0).val.empty());
+  CHECK(rn::data::split_by_class(folder, 0.01).val.size() == 3);  // at least one of each class
+  CHECK_THROWS_AS(rn::data::split_by_class(folder, 1.0), rn::ValueError);
+  CHECK_THROWS_AS(rn::data::split_by_class(folder, -0.1), rn::ValueError);
+}

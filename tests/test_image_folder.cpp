@@ -18,6 +18,7 @@
 
 #include "rescnn/data/image_codecs.hpp"
 #include "rescnn/data/image_folder.hpp"
+#include "rescnn/data/image_loader.hpp"
 #include "support/golden.hpp"
 #include "support/temp_dir.hpp"
 
@@ -179,4 +180,92 @@ TEST_CASE("split_by_class holds out a seeded fraction of every class", "[image][
   CHECK(rn::data::split_by_class(folder, 0.01).val.size() == 3);  // at least one of each class
   CHECK_THROWS_AS(rn::data::split_by_class(folder, 1.0), rn::ValueError);
   CHECK_THROWS_AS(rn::data::split_by_class(folder, -0.1), rn::ValueError);
+}
+
+namespace {
+
+std::vector<std::vector<float>> epoch_batches(rn::data::ImageFolderLoader& loader, std::int64_t epoch,
+                                              std::vector<std::int64_t>* labels = nullptr) {
+  std::vector<std::vector<float>> out;
+  loader.start_epoch(epoch);
+  while (auto b = loader.next()) {
+    out.push_back(b->images.to_vector());
+    if (labels)
+      for (auto l : b->labels.to_vector()) labels->push_back(l);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ImageFolderLoader: batches in order, each sample transformed as it would be alone",
+          "[image][folder][loader]") {
+  rn::testing::TempDir tmp("rescnn_folder");
+  const auto folder = std::make_shared<const rn::data::ImageFolder>(make_folder(tmp));
+  const rn::data::ImageTransform to16 = [](const rn::data::Image& img, rn::Generator&) {
+    return rn::data::to_tensor(rn::data::resize(img, 16, 12));
+  };
+  rn::data::ImageFolderLoader loader(folder, {}, to16, {.batch_size = 4, .workers = 3});
+  CHECK(loader.num_batches() == 7);  // 25 samples: 6 full batches and one of 1
+  std::vector<std::int64_t> labels;
+  const auto batches = epoch_batches(loader, 0, &labels);
+  REQUIRE(batches.size() == 7);
+  CHECK(batches.back().size() == 1 * 3 * 12 * 16);
+  for (std::int64_t i = 0; i < folder->size(); ++i) {
+    CHECK(labels[static_cast<std::size_t>(i)] == folder->samples()[static_cast<std::size_t>(i)].label);
+    rn::Generator unused(0);
+    const auto alone = to16(folder->load(i), unused).to_vector();
+    const auto& batch = batches[static_cast<std::size_t>(i / 4)];
+    REQUIRE(std::equal(alone.begin(), alone.end(), batch.begin() + (i % 4) * static_cast<std::int64_t>(alone.size())));
+  }
+  rn::data::ImageFolderLoader dropping(folder, {}, to16, {.batch_size = 4, .drop_last = true});
+  CHECK(dropping.num_batches() == 6);
+  // A subset (a split's indices) serves exactly those samples.
+  rn::data::ImageFolderLoader subset(folder, {3, 5, 24}, to16, {.batch_size = 2});
+  std::vector<std::int64_t> subset_labels;
+  epoch_batches(subset, 0, &subset_labels);
+  CHECK(subset_labels ==
+        std::vector<std::int64_t>{folder->samples()[3].label, folder->samples()[5].label, folder->samples()[24].label});
+  CHECK_THROWS_AS(rn::data::ImageFolderLoader(folder, {25}, to16), rn::ValueError);
+}
+
+TEST_CASE("ImageFolderLoader is deterministic whatever the number of workers", "[image][folder][loader]") {
+  rn::testing::TempDir tmp("rescnn_folder");
+  const auto folder = std::make_shared<const rn::data::ImageFolder>(make_folder(tmp));
+  const auto transform = rn::data::train_transform(12, rn::data::Normalize{{0.5f, 0.5f, 0.5f}, {0.25f, 0.25f, 0.25f}});
+  rn::data::ImageFolderLoader one(folder, {}, transform, {.batch_size = 5, .shuffle = true, .seed = 4, .workers = 1});
+  rn::data::ImageFolderLoader three(folder, {}, transform,
+                                    {.batch_size = 5, .shuffle = true, .seed = 4, .workers = 3, .prefetch = 0});
+  for (std::int64_t epoch : {0, 1, 0}) {
+    INFO("epoch " << epoch);
+    CHECK(epoch_batches(one, epoch) == epoch_batches(three, epoch));
+  }
+  CHECK(epoch_batches(one, 0) != epoch_batches(one, 1));  // a new order and new crops each epoch
+  // Cancelled mid-epoch, restarted, destroyed with work in flight: no hang.
+  three.start_epoch(2);
+  REQUIRE(three.next());
+  three.start_epoch(3);
+  REQUIRE(three.next());
+}
+
+TEST_CASE("ImageFolderLoader re-throws a worker's error at its batch, naming the file",
+          "[image][folder][loader][errors]") {
+  rn::testing::TempDir tmp("rescnn_folder");
+  const fs::path root = make_folder(tmp);
+  fs::copy_file(images_dir() / "bad" / "truncated.png", root / "Trouser" / "9_truncated.png");  // the last sample
+  const auto folder = std::make_shared<const rn::data::ImageFolder>(root);
+  rn::data::ImageFolderLoader loader(folder, {}, rn::data::eval_transform(8), {.batch_size = 4, .workers = 2});
+  loader.start_epoch(0);
+  for (int b = 0; b < 6; ++b) REQUIRE(loader.next());  // the 24 good samples come first
+  CHECK_THROWS_WITH(loader.next(), Catch::Contains("9_truncated.png") && Catch::Contains("truncated"));
+
+  // A transform that does not fix the size fails naming the file.
+  fs::remove(root / "Trouser" / "9_truncated.png");
+  fs::copy_file(images_dir() / "codecs" / "rgb8.png", root / "Trouser" / "9_small.png");
+  const auto mixed = std::make_shared<const rn::data::ImageFolder>(root);
+  rn::data::ImageFolderLoader unsized(
+      mixed, {}, [](const rn::data::Image& img, rn::Generator&) { return rn::data::to_tensor(img); },
+      {.batch_size = 32});
+  unsized.start_epoch(0);
+  CHECK_THROWS_WITH(unsized.next(), Catch::Contains("9_small.png") && Catch::Contains("one size"));
 }

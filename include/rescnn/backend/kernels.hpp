@@ -63,14 +63,16 @@ void for_each_element(const std::vector<TensorGroup<T, K>>& groups, const Op& op
 // y = conv(x, w) + bias; bias may be null.
 template <class T>
 void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bias, T* y);
-// Adds into dw (and db when non-null); writes dx when non-null.
+// Adds into dw (when non-null: null for a frozen layer, and then db is null
+// too) and db (when non-null); writes dx when non-null.
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
 
 // ---- fully connected: y [batch, out] = x [batch, in] w^T [in, out] + bias -------------------------------
 template <class T>
 void linear_forward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* bias, T* y);
-// Adds into dw and db (when non-null); writes dx when non-null.
+// Adds into dw and db (each when non-null; dw null means frozen, db null
+// too); writes dx when non-null.
 template <class T>
 void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db);
 

@@ -144,17 +144,56 @@ struct LoadOptions {
   // When false, missing and unexpected names are ignored; shapes and dtypes of
   // the names both have must still match.
   bool strict = true;
+  // Names starting with one of these are neither loaded nor required, in the
+  // file or the model: {"fc."} loads a backbone into a model with a new head
+  // (torchvision weights into resnet18(num_classes = 2)).
+  std::vector<std::string> exclude{};
+};
+
+// What load_state_dict did, to tell the user (summary()).
+struct LoadReport {
+  std::string source;
+  std::size_t loaded = 0;
+  std::vector<std::string> excluded;    // skipped by LoadOptions::exclude (file or model names)
+  std::vector<std::string> missing;     // in the model, not in the file (strict = false)
+  std::vector<std::string> unexpected;  // in the file, not in the model (strict = false)
+
+  std::string summary() const {
+    std::string s = rescnn::detail::concat("loaded ", loaded, " tensors from '", source, "'");
+    if (!excluded.empty())
+      s += rescnn::detail::concat("; skipped ", excluded.size(), " (excluded): ", detail::list_names(excluded, 8));
+    if (!missing.empty())
+      s += rescnn::detail::concat("; ", missing.size(),
+                                  " not in the file (left as they were): ", detail::list_names(missing, 8));
+    if (!unexpected.empty())
+      s += rescnn::detail::concat("; ", unexpected.size(), " in the file unused: ", detail::list_names(unexpected, 8));
+    return s;
+  }
 };
 
 // Copies the file's tensors into the model; see the top of this header.
 template <class T, class D>
-void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const LoadOptions& options = {}) {
+LoadReport load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const LoadOptions& options = {}) {
   const std::string where = "load_state_dict from '" + file.source() + "': ";
+  LoadReport report;
+  report.source = file.source();
+  const auto excluded = [&](const std::string& name) {
+    for (const auto& prefix : options.exclude)
+      if (name.rfind(prefix, 0) == 0) return true;
+    return false;
+  };
 
   std::vector<std::pair<std::string, Tensor<T, D>*>> targets;
-  for (auto& [name, p] : model.named_parameters()) targets.emplace_back(name, &p->value);
-  for (auto& [name, b] : model.named_buffers()) targets.emplace_back(name, b);
-  const auto counters = detail::batch_counters(model);
+  std::set<std::string> excluded_names;
+  for (auto& [name, p] : model.named_parameters())
+    (excluded(name) ? (void)excluded_names.insert(name) : (void)targets.emplace_back(name, &p->value));
+  for (auto& [name, b] : model.named_buffers())
+    (excluded(name) ? (void)excluded_names.insert(name) : (void)targets.emplace_back(name, b));
+  auto counters = detail::batch_counters(model);
+  std::erase_if(counters, [&](const auto& c) { return excluded(c.first); });
+  for (const std::string& name : file.names())
+    if (excluded(name)) excluded_names.insert(name);
+  report.excluded.assign(excluded_names.begin(), excluded_names.end());
 
   // 1. Names: everything the model has must be there (counters optional),
   //    nothing else may be (training state of a checkpoint aside).
@@ -166,7 +205,7 @@ void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const Loa
   }
   for (auto& [name, c] : counters) known.insert(name);
   for (const std::string& name : file.names())
-    if (!known.count(name) && name.rfind(kOptimizerPrefix, 0) != 0) unexpected.push_back(name);
+    if (!known.count(name) && !excluded(name) && name.rfind(kOptimizerPrefix, 0) != 0) unexpected.push_back(name);
   if (options.strict && (!missing.empty() || !unexpected.empty())) {
     std::string msg = where + "the file does not match the model (" + model.type_name() + ")";
     if (!missing.empty())
@@ -204,9 +243,15 @@ void load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, const Loa
 
   // 3. Copy.
   for (auto& [name, t] : targets)
-    if (file.contains(name)) detail::copy_floating(file.record(name), *t);
+    if (file.contains(name)) {
+      detail::copy_floating(file.record(name), *t);
+      ++report.loaded;
+    }
   for (auto& [name, c] : counters)
     if (file.contains(name)) std::memcpy(c, file.record(name).bytes.data(), sizeof(std::int64_t));
+  report.missing = std::move(missing);
+  report.unexpected = std::move(unexpected);
+  return report;
 }
 
 // Writes the model's state dict atomically (see SafeTensors::save).
@@ -219,8 +264,8 @@ void save(nn::Module<T, D>& model, const std::filesystem::path& file, const Save
 
 // Reads a state dict (or the model part of a checkpoint) into the model.
 template <class T, class D>
-void load(nn::Module<T, D>& model, const std::filesystem::path& file, const LoadOptions& options = {}) {
-  load_state_dict(model, SafeTensors::load(file), options);
+LoadReport load(nn::Module<T, D>& model, const std::filesystem::path& file, const LoadOptions& options = {}) {
+  return load_state_dict(model, SafeTensors::load(file), options);
 }
 
 }  // namespace rescnn::io

@@ -5,3 +5,4 @@
 #include "rescnn/models/registry.hpp"
 #include "rescnn/models/resnet.hpp"
 #include "rescnn/models/summary.hpp"
+#include "rescnn/models/transfer.hpp"

@@ -81,9 +81,10 @@ class BatchNorm2d : public Module<T, D> {
 
   TensorT backward(const TensorT& grad_output) override {
     this->require_forward(input_);
-    TensorT dx =
-        ops::batchnorm_backward(input_, grad_output, gamma(), saved_, used_batch_statistics_,
-                                options_.affine ? &weight.grad : nullptr, options_.affine ? &bias.grad : nullptr);
+    // Frozen (both affine parameters): their gradients are not accumulated.
+    const bool affine_grads = options_.affine && (weight.requires_grad || bias.requires_grad);
+    TensorT dx = ops::batchnorm_backward(input_, grad_output, gamma(), saved_, used_batch_statistics_,
+                                         affine_grads ? &weight.grad : nullptr, affine_grads ? &bias.grad : nullptr);
     input_ = TensorT();
     saved_ = {};
     return dx;

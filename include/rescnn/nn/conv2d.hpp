@@ -73,8 +73,9 @@ class Conv2d : public Module<T, D> {
 
   TensorT backward(const TensorT& grad_output) override {
     this->require_forward(input_);
+    const bool need_dw = weight.requires_grad || (options_.bias && bias.requires_grad);
     TensorT dx = ops::conv2d_backward(input_, weight.value, grad_output, params(), weight.grad,
-                                      options_.bias ? &bias.grad : nullptr);
+                                      options_.bias ? &bias.grad : nullptr, this->input_grad_needed(), need_dw);
     input_ = TensorT();
     return dx;
   }

@@ -48,8 +48,9 @@ class Linear : public Module<T, D> {
 
   TensorT backward(const TensorT& grad_output) override {
     this->require_forward(input_);
-    TensorT dx =
-        ops::linear_backward(input_, weight.value, grad_output, weight.grad, options_.bias ? &bias.grad : nullptr);
+    const bool need_dw = weight.requires_grad || (options_.bias && bias.requires_grad);
+    TensorT dx = ops::linear_backward(input_, weight.value, grad_output, weight.grad,
+                                      options_.bias ? &bias.grad : nullptr, this->input_grad_needed(), need_dw);
     input_ = TensorT();
     return dx;
   }

@@ -13,6 +13,14 @@
 // this is independent of train()/eval(), as in PyTorch: an eval-mode network
 // can still be differentiated, and evaluation under NoGradGuard keeps nothing.
 //
+// Frozen parameters (requires_grad_(false), PyTorch's p.requires_grad =
+// False) get no gradient work: backward computes no weight gradient for a
+// frozen layer, and where nothing before a layer is trainable and the input
+// gradient is not wanted (set_input_grad_needed(false), as the Trainer sets
+// on the model it trains: nobody reads dL/d(images)), backward does not run
+// those layers at all. Optimizers skip frozen parameters. So fine-tuning the
+// head of a frozen backbone costs one Linear backward.
+//
 // Modules register pointers to their own members, so they are neither
 // copyable nor movable; hold them by value or by shared_ptr.
 #pragma once
@@ -30,7 +38,8 @@ namespace rescnn::nn {
 template <class T, class D = Cpu>
 struct Parameter {
   Tensor<T, D> value;
-  Tensor<T, D> grad;  // same shape as value; accumulated by backward
+  Tensor<T, D> grad;          // same shape as value; accumulated by backward
+  bool requires_grad = true;  // false: frozen (no gradient computed, optimizers skip it)
 
   bool defined() const { return value.defined(); }
   index_t numel() const { return value.numel(); }
@@ -125,6 +134,23 @@ class Module {
     for (auto* p : parameters()) p->grad.zero_();
   }
 
+  // Freezes (false) or unfreezes every parameter of this module and its
+  // descendants, as torch.nn.Module.requires_grad_.
+  void requires_grad_(bool on = true) {
+    for (auto* p : parameters()) p->requires_grad = on;
+  }
+  bool has_trainable_parameters() {
+    for (auto* p : parameters())
+      if (p->requires_grad) return true;
+    return false;
+  }
+
+  // Whether backward must return dL/dx (true unless told otherwise). A
+  // container sets it on its children before their backward; a module that
+  // is not asked for it may return an undefined tensor.
+  void set_input_grad_needed(bool needed) { input_grad_needed_ = needed; }
+  bool input_grad_needed() const { return input_grad_needed_; }
+
   // PyTorch-style description of the module tree.
   std::string to_string() const {
     std::ostringstream os;
@@ -147,6 +173,16 @@ class Module {
 
   // Whether forward should keep what backward needs.
   static bool recording() { return is_grad_enabled(); }
+
+  // Runs child.backward(g) when the child has something to do: its input
+  // gradient is needed or it has trainable parameters; else returns an
+  // undefined tensor without running it.
+  static TensorT child_backward(Module& child, const TensorT& g, bool input_grad_needed) {
+    child.set_input_grad_needed(input_grad_needed);
+    if (!input_grad_needed && !child.has_trainable_parameters()) return TensorT();
+    TensorT dx = child.backward(g);
+    return input_grad_needed ? std::move(dx) : TensorT();
+  }
 
   // Throws when backward is called without a recorded forward; `cached` is
   // what forward kept for backward.
@@ -183,6 +219,7 @@ class Module {
   }
 
   bool training_ = true;
+  bool input_grad_needed_ = true;
   std::vector<std::pair<std::string, ParameterT*>> parameters_;
   std::vector<std::pair<std::string, TensorT*>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;

@@ -49,17 +49,26 @@ class ResidualBlock : public Module<T, D> {
     return y;
   }
 
+  // Runs only what the wanted gradients need (module.hpp): with the block's
+  // input gradient not needed, a frozen path is not run backward.
   TensorT backward(const TensorT& grad_output) override {
     this->require_forward(output_);
     TensorT g = post_relu_ ? ops::relu_backward(output_, grad_output) : grad_output.view();
     output_ = TensorT();
-    TensorT dh = branch_.backward(g);
-    TensorT ds = shortcut_ ? shortcut_->backward(g) : std::move(g);
+    const bool need = this->input_grad_needed();
+    const bool has_pre = pre_.size() > 0;
+    // h: what the branch reads (pre's output, or the block's input).
+    const bool need_h = need || (has_pre && pre_.has_trainable_parameters());
+    TensorT dh = Module<T, D>::child_backward(branch_, g, need_h);
     if (shortcut_ && shortcut_takes_pre_) {
+      TensorT ds = Module<T, D>::child_backward(*shortcut_, g, need_h);
+      if (!need_h) return TensorT();
       ops::add_(dh, ds);
-      return pre_.backward(dh);
+      return Module<T, D>::child_backward(pre_, dh, need);
     }
-    TensorT dx = pre_.size() ? pre_.backward(dh) : std::move(dh);
+    TensorT ds = shortcut_ ? Module<T, D>::child_backward(*shortcut_, g, need) : (need ? std::move(g) : TensorT());
+    TensorT dx = !has_pre ? std::move(dh) : need_h ? Module<T, D>::child_backward(pre_, dh, need) : TensorT();
+    if (!need) return TensorT();
     ops::add_(dx, ds);
     return dx;
   }

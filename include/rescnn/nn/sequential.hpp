@@ -60,11 +60,23 @@ class Sequential : public Module<T, D> {
     return h;
   }
 
+  // When this Sequential's input gradient is not needed, the layers before
+  // the first one with trainable parameters are not run backward at all,
+  // and that one is not asked for its input gradient (module.hpp).
   TensorT backward(const TensorT& grad_output) override {
     check(!layers_.empty(), "Sequential: backward on an empty Sequential");
-    TensorT g = layers_.back()->backward(grad_output);
-    for (std::size_t i = layers_.size() - 1; i-- > 0;) g = layers_[i]->backward(g);
-    return g;
+    const bool need = this->input_grad_needed();
+    std::size_t first_trainable = 0;
+    if (!need) {
+      first_trainable = layers_.size();
+      for (std::size_t i = 0; i < layers_.size() && first_trainable == layers_.size(); ++i)
+        if (layers_[i]->has_trainable_parameters()) first_trainable = i;
+    }
+    TensorT g;
+    for (std::size_t i = layers_.size(); i-- > first_trainable;)
+      g = Module<T, D>::child_backward(*layers_[i], i + 1 == layers_.size() ? grad_output : g,
+                                       need || i > first_trainable);
+    return need ? std::move(g) : TensorT();
   }
 
   Shape output_shape(const Shape& input) const override {

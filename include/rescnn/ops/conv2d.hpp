@@ -63,14 +63,16 @@ Tensor<T, D> conv2d_forward(const Tensor<T, D>& x, const Tensor<T, D>& w, const 
 // first layer of a network needs no input gradient).
 template <class T, class D>
 Tensor<T, D> conv2d_backward(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T, D>& dy,
-                             const Conv2dParams& p, Tensor<T, D>& dw, Tensor<T, D>* db, bool need_dx = true) {
+                             const Conv2dParams& p, Tensor<T, D>& dw, Tensor<T, D>* db, bool need_dx = true,
+                             bool need_dw = true) {
   const Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), p);
   check<ShapeError>(dy.shape() == g.output_shape(), "conv2d backward: gradient of shape ", dy.shape(),
                     " does not match the output shape ", g.output_shape());
   Tensor<T, D> dx;
   if (need_dx) dx = Tensor<T, D>::empty(x.shape());
-  RESCNN_DISPATCH(D, conv2d_backward(g, x.data(), w.data(), dy.data(), need_dx ? dx.data() : nullptr, dw.data(),
-                                     db ? db->data() : nullptr));
+  if (!need_dx && !need_dw) return dx;
+  RESCNN_DISPATCH(D, conv2d_backward(g, x.data(), w.data(), dy.data(), need_dx ? dx.data() : nullptr,
+                                     need_dw ? dw.data() : nullptr, need_dw && db ? db->data() : nullptr));
   return dx;
 }
 

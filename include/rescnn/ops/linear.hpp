@@ -22,16 +22,20 @@ Tensor<T, D> linear_forward(const Tensor<T, D>& x, const Tensor<T, D>& w, const 
   return y;
 }
 
-// Accumulates into dw and *db; returns dx.
+// Accumulates into dw and *db; returns dx. need_dx false: returns an
+// undefined dx; need_dw false: dw and db are left alone (a frozen layer).
 template <class T, class D>
 Tensor<T, D> linear_backward(const Tensor<T, D>& x, const Tensor<T, D>& w, const Tensor<T, D>& dy, Tensor<T, D>& dw,
-                             Tensor<T, D>* db) {
+                             Tensor<T, D>* db, bool need_dx = true, bool need_dw = true) {
   check_linear_shapes("linear backward", x, w);
   check<ShapeError>(dy.shape() == Shape{x.dim(0), w.dim(0)}, "linear backward: gradient of shape ", dy.shape(),
                     " does not match the output shape ", Shape{x.dim(0), w.dim(0)});
-  auto dx = Tensor<T, D>::empty(x.shape());
-  RESCNN_DISPATCH(D, linear_backward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), dy.data(), dx.data(), dw.data(),
-                                     db ? db->data() : nullptr));
+  Tensor<T, D> dx;
+  if (need_dx) dx = Tensor<T, D>::empty(x.shape());
+  if (!need_dx && !need_dw) return dx;
+  RESCNN_DISPATCH(
+      D, linear_backward(x.dim(0), w.dim(1), w.dim(0), x.data(), w.data(), dy.data(), need_dx ? dx.data() : nullptr,
+                         need_dw ? dw.data() : nullptr, need_dw && db ? db->data() : nullptr));
   return dx;
 }
 

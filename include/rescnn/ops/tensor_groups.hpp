@@ -14,6 +14,7 @@ namespace rescnn::ops {
 // so that the GPU backend can run it.
 template <class D, class T, int K, class Op>
 void for_each_element(const std::vector<TensorGroup<T, K>>& groups, const Op& op) {
+  if (groups.empty()) return;  // e.g. an optimizer whose parameters are all frozen
   RESCNN_DISPATCH(D, for_each_element(groups, op));
 }
 

@@ -178,6 +178,7 @@ class AdamCore : public Optimizer<T, D> {
     groups.reserve(this->params_.size());
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       auto* p = this->params_[i].second;
+      if (!p->requires_grad) continue;  // frozen: value and state untouched
       T* v_max = options_.amsgrad ? this->state(slots_[i].max_exp_avg_sq).data() : nullptr;
       groups.push_back({{p->value.data(), p->grad.data(), this->state(slots_[i].exp_avg).data(),
                          this->state(slots_[i].exp_avg_sq).data(), v_max},

@@ -38,9 +38,10 @@ class Optimizer {
   Optimizer(const Optimizer&) = delete;
   Optimizer& operator=(const Optimizer&) = delete;
 
-  // Updates every parameter from its gradient, then counts the step. Every
-  // parameter is checked first, so a failed step leaves parameters and state
-  // as they were.
+  // Updates every parameter from its gradient, then counts the step; frozen
+  // parameters (requires_grad false) are skipped, as PyTorch skips those
+  // without a gradient. Every parameter is checked first, so a failed step
+  // leaves parameters and state as they were.
   void step() {
     check_ready();
     update();

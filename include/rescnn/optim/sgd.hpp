@@ -141,6 +141,7 @@ class SGD : public Optimizer<T, D> {
     groups.reserve(this->params_.size());
     for (std::size_t i = 0; i < this->params_.size(); ++i) {
       auto* p = this->params_[i].second;
+      if (!p->requires_grad) continue;  // frozen: value and momentum untouched
       T* buf = buffers_.empty() ? nullptr : this->state(buffers_[i]).data();
       groups.push_back({{p->value.data(), p->grad.data(), buf}, p->value.numel()});
     }

@@ -153,6 +153,14 @@ class Trainer {
     check<ValueError>(steps_per_epoch >= 1, "Trainer: the training loader has no batches");
 
     const Autocast autocast(options_.precision);
+    // Nobody reads dL/d(images): backward stops at the first trainable
+    // layer (the whole stem's input gradient, or a frozen backbone, is skipped).
+    struct InputGradScope {
+      nn::Module<T, D>& m;
+      bool previous;
+      ~InputGradScope() { m.set_input_grad_needed(previous); }
+    } input_grad_scope{model, model.input_grad_needed()};
+    model.set_input_grad_needed(false);
     optim::GradScaler<T, D> scaler(effective_loss_scaling(options_));
     check_writable(options_.metrics_csv, "metrics CSV");
     check_writable(options_.plot_svg, "plot");

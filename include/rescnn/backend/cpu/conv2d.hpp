@@ -88,14 +88,15 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
   }
 }
 
-// Gradients of conv2d. Adds into dw (and db when non-null); writes dx when
+// Gradients of conv2d. Adds into dw (when non-null; null: a frozen layer,
+// db null too) and db (when non-null); writes dx when
 // non-null (dx is overwritten, not accumulated).
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   if constexpr (std::is_same_v<T, float>) {
     const auto run = [&](auto k) {
-      if (!k.conv2d_backward_weight(g, x, dy, dw, db)) return false;
-      if (dx) k.conv2d_backward_data(g, w, dy, dx);
+      if (dw && !k.conv2d_backward_weight(g, x, dy, dw, db)) return false;
+      if (dx && !k.conv2d_backward_data(g, w, dy, dx)) return false;
       return true;
     };
     if (with_bf16_kernels(run) || with_float_kernels(run)) return;
@@ -112,14 +113,14 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
     for (index_t grp = 0; grp < g.groups; ++grp) {
       im2col(g, x, n0, count, grp * g.in_channels_per_group(), col);
       ConstMatrixMap<T> W(w + grp * ocpg * K, ocpg, K);
-      UnalignedMatrixMap<T> dW(dw + grp * ocpg * K, ocpg, K);
+      UnalignedMatrixMap<T> dW(dw ? dw + grp * ocpg * K : nullptr, dw ? ocpg : 0, dw ? K : 0);  // null: frozen
       Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>> dB(db ? db + grp * ocpg : nullptr, db ? ocpg : 0);
       if (direct) {
         for (index_t s = 0; s < count; ++s) {
           ConstMatrixMap<T> dY(dy + ((n0 + s) * g.out_channels + grp * ocpg) * ohw, ocpg, ohw);
           StridedMap<T> C(col + s * ohw, K, ohw, Eigen::OuterStride<>(count * ohw));
           if (db) dB += dY.rowwise().sum();
-          dW.noalias() += dY * C.transpose();
+          if (dw) dW.noalias() += dY * C.transpose();
           if (dx) C.noalias() = W.transpose() * dY;  // this sample's columns now hold dcol
         }
       } else {
@@ -127,7 +128,7 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
         ConstMatrixMap<T> dY(grad_out, ocpg, count * ohw);
         UnalignedMatrixMap<T> C(col, K, count * ohw);
         if (db) dB += dY.rowwise().sum();
-        dW.noalias() += dY * C.transpose();
+        if (dw) dW.noalias() += dY * C.transpose();
         if (dx) C.noalias() = W.transpose() * dY;  // the column buffer now holds dcol
       }
       if (dx) col2im_add(g, col, n0, count, grp * g.in_channels_per_group(), dx);

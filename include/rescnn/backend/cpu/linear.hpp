@@ -36,10 +36,10 @@ void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T
   ConstRowMajorMap<T> X(x, batch, in), W(w, out, in), dY(dy, batch, out);
   if (db) Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(db, out) += dY.colwise().sum();
   if constexpr (std::is_same_v<T, float>) {
-    layer_gemm(out, in, batch, dy, out, true, x, in, false, dw, in, true);
+    if (dw) layer_gemm(out, in, batch, dy, out, true, x, in, false, dw, in, true);
     if (dx) layer_gemm(batch, in, out, dy, out, false, w, in, false, dx, in, false);
   } else {
-    RowMajorMap<T>(dw, out, in).noalias() += dY.transpose() * X;
+    if (dw) RowMajorMap<T>(dw, out, in).noalias() += dY.transpose() * X;
     if (dx) RowMajorMap<T>(dx, batch, in).noalias() = dY * W;
   }
 }

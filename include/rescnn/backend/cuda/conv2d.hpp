@@ -415,8 +415,9 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
   if (bias) RESCNN_CUDNN_CHECK(cudnnAddTensor(ctx.cudnn(), &s.one, plan.bias.d, bias, &s.one, plan.y_caller.d, y));
 }
 
-// dx = conv^T(dy, w) (overwritten; skipped when dx is null), dw += dW,
-// *db += the sum of dy per channel (when db is non-null).
+// dx = conv^T(dy, w) (overwritten; skipped when dx is null), dw += dW
+// (skipped when dw is null: a frozen layer), *db += the sum of dy per
+// channel (when db is non-null).
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   Context& ctx = context();
@@ -424,7 +425,7 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
   const Precision p = detail::compute_precision<T>();
   if (p == Precision::fp32) {
     if (dx) detail::backward_data_pass<T>(ctx, plan, w, dy, dx);
-    detail::backward_filter_pass<T>(ctx, plan, g, x, dy, dw, /*accumulate=*/true);
+    if (dw) detail::backward_filter_pass<T>(ctx, plan, g, x, dy, dw, /*accumulate=*/true);
   } else if constexpr (std::is_same_v<T, float>) {
     const index_t x_numel = g.input_shape().numel(), w_numel = g.weight_shape().numel();
     const auto dyh = detail::rounded_copy(p, dy, g.output_shape().numel());
@@ -434,10 +435,12 @@ void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* d
       detail::backward_data_pass<T>(ctx, plan, wh.data(), dyh.data(), dxh.data());
       detail::widen_into(p, dxh, dx, x_numel, /*accumulate=*/false);
     }
-    const auto xh = detail::rounded_copy(p, x, x_numel);
-    detail::HalfBuffer dwh(w_numel);
-    detail::backward_filter_pass<T>(ctx, plan, g, xh.data(), dyh.data(), dwh.data(), /*accumulate=*/false);
-    detail::widen_into(p, dwh, dw, w_numel, /*accumulate=*/true);
+    if (dw) {
+      const auto xh = detail::rounded_copy(p, x, x_numel);
+      detail::HalfBuffer dwh(w_numel);
+      detail::backward_filter_pass<T>(ctx, plan, g, xh.data(), dyh.data(), dwh.data(), /*accumulate=*/false);
+      detail::widen_into(p, dwh, dw, w_numel, /*accumulate=*/true);
+    }
   }
   const detail::Scalars<T> s;
   if (db)

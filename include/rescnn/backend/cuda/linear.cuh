@@ -137,8 +137,9 @@ void linear_backward(index_t batch, index_t in, index_t out, const T* x, const T
     return;
   }
   const detail::GemmInput<T> dyi(dy, batch * out);
-  detail::gemm<T>(CUBLAS_OP_N, CUBLAS_OP_T, in, out, batch, detail::GemmInput<T>(x, batch * in), in, dyi, out, T(1), dw,
-                  in);
+  if (dw)  // null: a frozen layer
+    detail::gemm<T>(CUBLAS_OP_N, CUBLAS_OP_T, in, out, batch, detail::GemmInput<T>(x, batch * in), in, dyi, out, T(1),
+                    dw, in);
   if (db) {
     detail::bias_grad_kernel<<<detail::grid_for(out), detail::kThreads, 0, context().compute_stream()>>>(batch, out, dy,
                                                                                                          db);

@@ -19,9 +19,18 @@
 
 #include <rescnn/rescnn.hpp>
 
+#include "training_cli.hpp"
+
 namespace rn = rescnn;
 
 namespace {
+
+using training_cli::device_description;
+using training_cli::finite_number;
+using training_cli::integer_at_least;
+using training_cli::joined;
+using training_cli::make_optimizer;
+using training_cli::optimizer_names;
 
 struct Flags {
   std::string model = "d2l_resnet18";
@@ -49,76 +58,6 @@ struct Flags {
   std::string device = "cpu";
   std::string precision = "fp32";
 };
-
-// Flag checks with plain messages. (CLI11's PositiveNumber reports "not in
-// range 0.000000 to 1797693...", and accepts "inf"; a learning rate must be
-// finite.) Each returns "" when the text is acceptable.
-CLI::Validator integer_at_least(std::int64_t lo) {
-  return CLI::Validator(
-      [lo](std::string& text) -> std::string {
-        const std::optional<std::int64_t> v = rn::train::parse_int64(text);
-        if (!v) return "'" + text + "' is not an integer";
-        if (*v < lo) return "must be at least " + std::to_string(lo) + ", got " + text;
-        return {};
-      },
-      lo == 0 ? "INT>=0" : "INT>=" + std::to_string(lo));
-}
-
-// A finite number in [lo, hi) (or (lo, hi) when lo_open).
-CLI::Validator finite_number(double lo, bool lo_open, double hi = HUGE_VAL) {
-  const std::string range = (lo_open ? "(" : "[") + CLI::detail::to_string(lo) + ", " +
-                            (hi == HUGE_VAL ? std::string("inf") : CLI::detail::to_string(hi)) + ")";
-  return CLI::Validator(
-      [=](std::string& text) -> std::string {
-        const std::optional<double> parsed = rn::train::parse_double(text);
-        if (!parsed) return "'" + text + "' is not a number";
-        const double v = *parsed;
-        if (!std::isfinite(v) || v < lo || (lo_open && v == lo) || v >= hi)
-          return "must be a finite number in " + range + ", got " + text;
-        return {};
-      },
-      "NUMBER in " + range);
-}
-
-std::string joined(const std::vector<std::string>& names) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;
-  return s;
-}
-
-template <class D>
-std::string device_description() {
-#if RESCNN_WITH_CUDA
-  if constexpr (rn::is_cuda_v<D>)
-    return std::string("cuda:") + std::to_string(rn::cuda::context().device()) + " (" +
-           rn::cuda::context().properties().name + ")";
-#endif
-  return std::string(D::name);
-}
-
-// The names --optimizer accepts: the one list that the option's check, its
-// help and make_optimizer below all read.
-const std::vector<std::string>& optimizer_names() {
-  static const std::vector<std::string> names{"sgd", "adam", "adamw"};
-  return names;
-}
-
-template <class D>
-std::unique_ptr<rn::optim::Optimizer<float, D>> make_optimizer(const Flags& f, rn::nn::Module<float, D>& model) {
-  if (f.optimizer == "sgd")
-    return std::make_unique<rn::optim::SGD<float, D>>(
-        model.named_parameters(),
-        rn::optim::SGDOptions{
-            .lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay, .nesterov = f.nesterov});
-  if (f.optimizer == "adam")
-    return std::make_unique<rn::optim::Adam<float, D>>(
-        model.named_parameters(), rn::optim::AdamOptions{.lr = f.lr, .weight_decay = f.weight_decay});
-  if (f.optimizer == "adamw")
-    return std::make_unique<rn::optim::AdamW<float, D>>(
-        model.named_parameters(), rn::optim::AdamWOptions{.lr = f.lr, .weight_decay = f.weight_decay});
-  throw rn::ValueError("--optimizer: unknown optimizer '" + f.optimizer + "'; expected one of " +
-                       joined(optimizer_names()));
-}
 
 // The whole run on device D; the model code is the same for every device.
 template <class D>
@@ -152,18 +91,8 @@ int train_on(const Flags& f) {
             << " precision=" << rn::precision_description<D>(precision) << "\n"
             << "optimizer=" << optimizer->to_string() << " schedule=" << schedule->to_string() << "\n";
 
-  rn::train::TrainerOptions options;
-  options.max_epochs = f.epochs;
-  options.schedule = schedule;
-  options.metrics_csv = f.log;
-  options.plot_svg = f.plot;
-  options.checkpoint = f.checkpoint;
-  options.resume = f.resume;
-  options.plot_title = f.model + " on Fashion-MNIST";
-  options.precision = precision;
-  options.progress = f.progress == "bar"    ? rn::train::ProgressMode::Bar
-                     : f.progress == "none" ? rn::train::ProgressMode::Silent
-                                            : rn::train::ProgressMode::Auto;
+  rn::train::TrainerOptions options =
+      training_cli::trainer_options(f, precision, schedule, f.model + " on Fashion-MNIST");
   // A resumed run must see the same data in the same order with the same
   // model; otherwise it would not continue the run it claims to.
   options.run_settings = {{"model", f.model},
@@ -208,20 +137,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--epochs", f.epochs, "Number of epochs")->check(integer_at_least(1))->capture_default_str();
   app.add_option("--batch-size", f.batch_size, "Images per batch")->check(integer_at_least(1))->capture_default_str();
-  app.add_option("--lr", f.lr, "Learning rate (the peak rate for onecycle)")
-      ->check(finite_number(0, true))
-      ->capture_default_str();
-  app.add_option("--optimizer", f.optimizer, "Optimizer: " + joined(optimizer_names()))
-      ->check(CLI::IsMember(optimizer_names()))
-      ->capture_default_str();
-  app.add_option("--momentum", f.momentum, "SGD momentum")->check(finite_number(0, false, 1))->capture_default_str();
-  app.add_option("--weight-decay", f.weight_decay, "Weight decay (L2 for sgd/adam, decoupled for adamw)")
-      ->check(finite_number(0, false))
-      ->capture_default_str();
-  app.add_flag("--nesterov", f.nesterov, "Nesterov momentum (sgd, needs --momentum > 0)");
-  app.add_option("--schedule", f.schedule, "Learning-rate schedule: " + joined(rn::optim::schedule_names()))
-      ->check(CLI::IsMember(rn::optim::schedule_names()))
-      ->capture_default_str();
+  training_cli::add_optimizer_options(app, f);
   app.add_option("--resize", f.resize, "Resize images to NxN (bilinear); 0 keeps 28x28")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1024}))
       ->capture_default_str();
@@ -238,27 +154,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", f.threads, "CPU threads (0: OpenMP's default)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
-  auto* checkpoint = app.add_option("--checkpoint", f.checkpoint, "Write a checkpoint here after every epoch");
-  app.add_flag("--resume", f.resume, "Continue from --checkpoint if it exists")->needs(checkpoint);
-  app.add_option("--log", f.log, "Write per-epoch metrics to this CSV file");
-  app.add_option("--plot", f.plot, "Write the loss and accuracy curves to this SVG file");
-  app.add_option("--progress", f.progress, "Progress bar: auto (on a terminal), bar or none")
-      ->check(CLI::IsMember({"auto", "bar", "none"}))
-      ->capture_default_str();
-  app.add_option("--precision", f.precision,
-                 "Convolutions and Linear in fp32, bf16 or fp16 (CUDA), float accumulation; weights stay fp32")
-      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}, CLI::ignore_case))
-      ->capture_default_str();
-  app.add_option("--device", f.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}))->capture_default_str();
+  training_cli::add_run_options(app, f);
   CLI11_PARSE(app, argc, argv);
 
-  try {
-    return run(f);
-  } catch (const rn::train::TrainingDiverged& e) {
-    std::cerr << "train_fashion_mnist: " << e.what() << "\n";
-    return 3;
-  } catch (const rn::Error& e) {
-    std::cerr << "train_fashion_mnist: " << e.what() << "\n";
-    return 2;
-  }
+  return training_cli::report_errors("train_fashion_mnist", [&] { return run(f); });
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses with clang (AddressSanitizer + UBSan +
-# LeakSanitizer) and runs each for a bounded time from the committed seed
+# Builds the libFuzzer harnesses (IDX, gzipped IDX, safetensors, PNG/JPEG)
+# with clang (AddressSanitizer + UBSan + LeakSanitizer) and runs each for a bounded time from the committed seed
 # corpus. Prints one summary line per harness; exits non-zero on any finding.
 #
 #   bash fuzz/run.sh [seconds per harness, default 60]
@@ -22,11 +22,11 @@ command -v "$cxx" >/dev/null || { echo "fuzz/run.sh: $cxx not found (apt-get ins
 
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
        -I include -I /usr/include/eigen3 -Wno-unknown-pragmas)
-declare -A corpus=([fuzz_idx]=idx [fuzz_idx_gzip]=idx [fuzz_safetensors]=safetensors)
+declare -A corpus=([fuzz_idx]=idx [fuzz_idx_gzip]=idx [fuzz_safetensors]=safetensors [fuzz_image]=image)
 
 status=0
-for harness in fuzz_idx fuzz_idx_gzip fuzz_safetensors; do
-  "$cxx" "${flags[@]}" "fuzz/$harness.cpp" -o "$out/$harness" -lz
+for harness in fuzz_idx fuzz_idx_gzip fuzz_safetensors fuzz_image; do
+  "$cxx" "${flags[@]}" "fuzz/$harness.cpp" -o "$out/$harness" -lz -lpng -ljpeg
   work=$(mktemp -d)
   log="$out/$harness.log"
   if (cd "$out" && "./$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \

@@ -100,7 +100,7 @@ class GradScaler {
     const T inverse = static_cast<T>(1.0 / scale_);
     std::vector<Tensor<T, D>*> grads;
     for (auto& [name, p] : optimizer.named_parameters())
-      if (p->grad.defined()) grads.push_back(&p->grad);
+      if (p->grad.defined() && p->requires_grad) grads.push_back(&p->grad);  // frozen: never stepped
     found_inf_ = multiply(grads, inverse);
     if (found_inf_) return false;
     optimizer.step();

@@ -25,12 +25,7 @@ namespace rn = rescnn;
 
 namespace {
 
-using training_cli::device_description;
-using training_cli::finite_number;
-using training_cli::integer_at_least;
-using training_cli::joined;
-using training_cli::make_optimizer;
-using training_cli::optimizer_names;
+using namespace training_cli;  // the examples' shared flag code
 
 struct Flags {
   std::string model = "d2l_resnet18";
@@ -115,13 +110,7 @@ int train_on(const Flags& f) {
 }
 
 int run(const Flags& f) {
-  if (f.device == "cpu") return train_on<rn::Cpu>(f);
-#if RESCNN_WITH_CUDA
-  return train_on<rn::Cuda>(f);
-#else
-  throw rn::ValueError("--device " + f.device +
-                       ": this binary was built without CUDA (configure with -DRESCNN_CUDA=ON for --device cuda)");
-#endif
+  return training_cli::on_device(f.device, [&]<class D>() { return train_on<D>(f); });
 }
 
 }  // namespace

@@ -144,6 +144,19 @@ rn::train::TrainerOptions trainer_options(const Flags& f, rn::Precision precisio
   return options;
 }
 
+// Calls train.template operator()<D>() with D the device --device names:
+// rn::Cpu, or rn::Cuda in a CUDA build.
+template <class Train>
+int on_device(const std::string& device, Train&& train) {
+  if (device == "cpu") return train.template operator()<rn::Cpu>();
+#if RESCNN_WITH_CUDA
+  return train.template operator()<rn::Cuda>();
+#else
+  throw rn::ValueError("--device " + device +
+                       ": this binary was built without CUDA (configure with -DRESCNN_CUDA=ON for --device cuda)");
+#endif
+}
+
 // Runs the example's main body, turning rescnn's errors into a message and
 // an exit status: 2 for a bad input, 3 when training diverged.
 template <class Body>

@@ -15,8 +15,10 @@
 // convert does, data/image.hpp):
 //   PNG   8-bit gray, gray+alpha, RGB, RGBA as they are; 1/2/4-bit gray
 //         expanded to 8 bits; palettes expanded to RGB (RGBA with a tRNS
-//         chunk); 16-bit samples keep their high byte (PIL's 8-bit modes);
-//         interlaced files de-interlaced.
+//         chunk); 16-bit samples keep their high byte, as PIL does for
+//         16-bit RGB, RGBA and LA (for 16-bit gray PIL's convert clips every
+//         value above 255 to white; rescnn keeps the high byte there too,
+//         as torchvision.io does); interlaced files de-interlaced.
 //   JPEG  baseline and progressive, gray or YCbCr/RGB (CMYK and YCCK are
 //         refused). EXIF orientation is NOT applied: the pixels are stored
 //         order, as PIL's Image.open and torchvision's ImageFolder give them
@@ -30,7 +32,7 @@
 // against scan-count attacks). A corrupt or truncated file throws IoError
 // naming it and the decoder's reason; libjpeg's warnings (a truncated file
 // is one: libjpeg would pad it with gray) are errors too, except extraneous
-// bytes between markers, which are harmless.
+// bytes between markers and other metadata warnings, which are harmless.
 #pragma once
 
 #include <png.h>
@@ -129,9 +131,18 @@ inline void jpeg_on_error(j_common_ptr cinfo) {
   std::longjmp(e->jump, 1);
 }
 
-// Level -1 is a warning, i.e. corrupt data libjpeg would decode around.
+// Level -1 is a warning. Those about the pixel data (a truncated file,
+// corrupt entropy-coded data, a bad progression) are errors: libjpeg would
+// pad or guess pixels, and PIL would hand them over without a word. Those
+// about metadata are harmless and ignored, as PIL ignores them: bytes
+// between markers, an unknown JFIF revision or Adobe transform code, a
+// malformed ICC marker.
+inline bool harmless_jpeg_warning(int code) {
+  return code == JWRN_EXTRANEOUS_DATA || code == JWRN_JFIF_MAJOR || code == JWRN_ADOBE_XFORM || code == JWRN_BOGUS_ICC;
+}
+
 inline void jpeg_on_message(j_common_ptr cinfo, int level) {
-  if (level < 0 && cinfo->err->msg_code != JWRN_EXTRANEOUS_DATA) jpeg_on_error(cinfo);
+  if (level < 0 && !harmless_jpeg_warning(cinfo->err->msg_code)) jpeg_on_error(cinfo);
 }
 
 inline constexpr int kMaxJpegScans = 1000;

@@ -9,7 +9,9 @@
 //   to_tensor, Normalize   [0, 1] floats, CHW; (x - mean) / std per channel,
 //                          kImageNetMean / kImageNetStd as a preset
 //
-// Resize is PIL's Image.resize(BILINEAR) to the byte: the same coefficients
+// Resize is PIL's Image.resize(BILINEAR) to the byte (for gray and RGB
+// images; PIL resizes RGBA and LA with premultiplied alpha, rescnn every
+// channel alike): the same coefficients
 // (computed in double, then 22-bit fixed point), the horizontal pass first,
 // rounded to 8 bits, then the vertical pass (tests/test_image_transforms
 // compares with torchvision). Randomness comes from rescnn's Generator, so

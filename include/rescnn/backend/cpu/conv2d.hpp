@@ -94,9 +94,12 @@ void conv2d_forward(const Conv2dGeometry& g, const T* x, const T* w, const T* bi
 template <class T>
 void conv2d_backward(const Conv2dGeometry& g, const T* x, const T* w, const T* dy, T* dx, T* dw, T* db) {
   if constexpr (std::is_same_v<T, float>) {
+    // The input gradient first: it overwrites dx, so a level that takes it
+    // and then refuses the weight gradient leaves nothing the fallback would
+    // count twice (dw is accumulated into).
     const auto run = [&](auto k) {
-      if (dw && !k.conv2d_backward_weight(g, x, dy, dw, db)) return false;
       if (dx && !k.conv2d_backward_data(g, w, dy, dx)) return false;
+      if (dw && !k.conv2d_backward_weight(g, x, dy, dw, db)) return false;
       return true;
     };
     if (with_bf16_kernels(run) || with_float_kernels(run)) return;

@@ -7,9 +7,10 @@
 // Decoders: libpng and libjpeg-turbo, the libraries PIL itself links, so the
 // pixels are PIL's (JPEG: the same IDCT and upsampling; PNG: exact). Both
 // are fuzzed upstream (OSS-Fuzz) and written for untrusted input;
-// stb_image, the single-header alternative, says of itself that it is not
-// (its README: "not secure against malicious files"), and its JPEG decoder
-// is slower (benchmarks/results/image-decode.md).
+// stb_image, the single-header alternative, warns in its README that its
+// security fixes "may take significant time" and that projects for which
+// that is an unreasonable risk should not use it; an image folder is
+// untrusted input. (Decode speed against stb_image is not measured yet.)
 //
 // What each file becomes (then converted to DecodeOptions::channels as PIL's
 // convert does, data/image.hpp):

@@ -35,6 +35,7 @@ using namespace training_cli;  // the examples' shared flag code
 struct Flags {
   std::string data, val_data, pretrained;
   double val_fraction = 0.1;
+  double backbone_lr_scale = 1;
   bool freeze_backbone = false, skip_unreadable = false;
   std::string model = "resnet18";
   std::int64_t size = 128;
@@ -98,7 +99,10 @@ int train_on(const Flags& f) {
   if (f.freeze_backbone)
     std::cerr << "froze " << rn::models::freeze_backbone(*model) << " parameters; training "
               << rn::models::head_prefix(*model) << "* only\n";
-  auto optimizer = make_optimizer(f, *model);
+  // The backbone in a parameter group of its own when it trains slower.
+  auto optimizer = f.backbone_lr_scale == 1
+                       ? make_optimizer(f, *model)
+                       : make_optimizer<D>(f, rn::models::backbone_and_head_groups(*model, f.backbone_lr_scale));
   const std::int64_t steps_per_epoch = data.train().num_batches();
   auto schedule = rn::optim::make_schedule(f.schedule, f.lr, f.epochs * steps_per_epoch, steps_per_epoch,
                                            {.cycle_momentum = optimizer->momentum().has_value()});
@@ -122,6 +126,7 @@ int train_on(const Flags& f) {
                           {"optimizer", f.optimizer},
                           {"schedule", f.schedule},
                           {"freeze_backbone", f.freeze_backbone ? "true" : "false"},
+                          {"backbone_lr_scale", rn::train::format_roundtrip(f.backbone_lr_scale)},
                           {"epochs", std::to_string(f.epochs)}};
   rn::train::Trainer(options).fit(*model, *optimizer, data);
   const auto val = rn::train::evaluate(*model, data.test());
@@ -148,7 +153,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--pretrained", f.pretrained,
                  "Load this state dict (torchvision-named safetensors) into everything but the classifier");
-  app.add_flag("--freeze-backbone", f.freeze_backbone, "Train the classifier only");
+  auto* freeze = app.add_flag("--freeze-backbone", f.freeze_backbone, "Train the classifier only");
+  app.add_option("--backbone-lr-scale", f.backbone_lr_scale,
+                 "The backbone learns at this times --lr, the classifier at --lr (e.g. 0.1 for pretrained weights)")
+      ->check(finite_number(0, false))
+      ->excludes(freeze)
+      ->capture_default_str();
   app.add_option("--size", f.size, "Train and validate at SIZExSIZE")
       ->check(CLI::Range(std::int64_t{8}, std::int64_t{1024}))
       ->capture_default_str();

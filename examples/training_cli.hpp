@@ -71,22 +71,30 @@ const std::vector<std::string>& optimizer_names() {
   return names;
 }
 
-// `f` has optimizer, lr, momentum, weight_decay and nesterov.
+// `f` has optimizer, lr, momentum, weight_decay and nesterov; `groups` are
+// the parameter groups (optim/optimizer.hpp), each with its own lr_scale.
 template <class D, class Flags>
-std::unique_ptr<rn::optim::Optimizer<float, D>> make_optimizer(const Flags& f, rn::nn::Module<float, D>& model) {
+std::unique_ptr<rn::optim::Optimizer<float, D>> make_optimizer(const Flags& f,
+                                                               std::vector<rn::optim::ParamGroup<float, D>> groups) {
   if (f.optimizer == "sgd")
     return std::make_unique<rn::optim::SGD<float, D>>(
-        model.named_parameters(),
+        std::move(groups),
         rn::optim::SGDOptions{
             .lr = f.lr, .momentum = f.momentum, .weight_decay = f.weight_decay, .nesterov = f.nesterov});
   if (f.optimizer == "adam")
     return std::make_unique<rn::optim::Adam<float, D>>(
-        model.named_parameters(), rn::optim::AdamOptions{.lr = f.lr, .weight_decay = f.weight_decay});
+        std::move(groups), rn::optim::AdamOptions{.lr = f.lr, .weight_decay = f.weight_decay});
   if (f.optimizer == "adamw")
     return std::make_unique<rn::optim::AdamW<float, D>>(
-        model.named_parameters(), rn::optim::AdamWOptions{.lr = f.lr, .weight_decay = f.weight_decay});
+        std::move(groups), rn::optim::AdamWOptions{.lr = f.lr, .weight_decay = f.weight_decay});
   throw rn::ValueError("--optimizer: unknown optimizer '" + f.optimizer + "'; expected one of " +
                        joined(optimizer_names()));
+}
+
+// Every parameter of `model` in one group.
+template <class D, class Flags>
+std::unique_ptr<rn::optim::Optimizer<float, D>> make_optimizer(const Flags& f, rn::nn::Module<float, D>& model) {
+  return make_optimizer<D>(f, {{.params = model.named_parameters()}});
 }
 
 // --lr, --optimizer, --momentum, --weight-decay, --nesterov, --schedule.

@@ -207,3 +207,26 @@ TEST_CASE("The trainer fine-tunes the head of a frozen backbone and keeps the ba
   }
   CHECK(rn::models::head_prefix(*model) == "last.2.");
 }
+
+TEST_CASE("backbone_and_head_groups puts the classifier in a group of its own at the full rate", "[transfer][optim]") {
+  auto model = resnet18(2);
+  auto groups = rn::models::backbone_and_head_groups(*model, 0.1);
+  REQUIRE(groups.size() == 2);
+  CHECK(groups[0].name == "backbone");
+  CHECK(groups[0].lr_scale == 0.1);
+  CHECK(groups[0].params.size() == model->named_parameters().size() - 2);
+  CHECK(groups[0].params.front().first == "conv1.weight");
+  CHECK(groups[1].name == "head");
+  CHECK(groups[1].lr_scale == 1);
+  REQUIRE(groups[1].params.size() == 2);
+  CHECK(groups[1].params[0].first == "fc.weight");
+  CHECK(groups[1].params[1].first == "fc.bias");
+
+  rn::optim::SGD<float> sgd(std::move(groups), {.lr = 0.01, .momentum = 0.9});
+  CHECK(sgd.group_lr(0) == 0.01 * 0.1);
+  CHECK(sgd.group_lr(1) == 0.01);
+  CHECK(sgd.named_parameters().size() == model->named_parameters().size());
+  CHECK(sgd.to_string() ==
+        "SGD(lr=0.01, momentum=0.9, dampening=0, weight_decay=0, nesterov=false, groups=[backbone(lr_scale=0.1), "
+        "head])");
+}

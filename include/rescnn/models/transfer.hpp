@@ -5,6 +5,8 @@
 //   std::cout << rn::models::load_backbone(*model, "resnet18.safetensors").summary() << "\n";
 //   //   loaded 100 tensors from 'resnet18.safetensors'; skipped 2 (excluded): 'fc.bias', 'fc.weight'
 //   rn::models::freeze_backbone(*model);   // only fc trains
+//   // or train it all, the pretrained backbone at a tenth of the head's rate:
+//   rn::optim::SGD<float> sgd(rn::models::backbone_and_head_groups(*model, 0.1), {.lr = 0.01});
 //
 // The head is the classifier, the layer the model's last parameter belongs
 // to: "fc." in torchvision's models, "last.2." in d2l's; the backbone is
@@ -21,6 +23,7 @@
 #include "rescnn/core/error.hpp"
 #include "rescnn/io/state_dict.hpp"
 #include "rescnn/nn/module.hpp"
+#include "rescnn/optim/optimizer.hpp"
 
 namespace rescnn::models {
 
@@ -61,6 +64,19 @@ std::size_t freeze_except(nn::Module<T, D>& model, const std::vector<std::string
 template <class T, class D>
 std::size_t freeze_backbone(nn::Module<T, D>& model) {
   return freeze_except(model, {head_prefix(model)});
+}
+
+// Two parameter groups (optim/optimizer.hpp) for fine-tuning: "backbone"
+// at backbone_lr_scale times the optimizer's learning rate, "head" (the
+// classifier, head_prefix) at the full rate. Pretrained weights usually
+// want a smaller step than a new, randomly initialised head.
+template <class T, class D>
+std::vector<optim::ParamGroup<T, D>> backbone_and_head_groups(nn::Module<T, D>& model, double backbone_lr_scale) {
+  const std::string head = head_prefix(model);
+  optim::ParamGroup<T, D> backbone{.name = "backbone", .lr_scale = backbone_lr_scale}, classifier{.name = "head"};
+  for (auto& entry : model.named_parameters())
+    (entry.first.rfind(head, 0) == 0 ? classifier : backbone).params.push_back(entry);
+  return {std::move(backbone), std::move(classifier)};
 }
 
 // Loads everything but the classifier from a state dict (a torchvision

@@ -129,14 +129,14 @@ class AdamCore : public Optimizer<T, D> {
     return rescnn::detail::concat(type_, "(lr=", this->lr(), ", betas=(", options_.betas.first, ", ",
                                   options_.betas.second, "), eps=", options_.eps,
                                   ", weight_decay=", options_.weight_decay,
-                                  ", amsgrad=", options_.amsgrad ? "true" : "false", ")");
+                                  ", amsgrad=", options_.amsgrad ? "true" : "false", this->groups_description(), ")");
   }
 
  protected:
   // State per parameter, in this order: "exp_avg", "exp_avg_sq" and, with
   // amsgrad, "max_exp_avg_sq".
-  AdamCore(NamedParameters params, const AdamOptions& options, bool decoupled, const char* type)
-      : Base(std::move(params), validated(options, type).lr, type),
+  AdamCore(std::vector<typename Base::Group> groups, const AdamOptions& options, bool decoupled, const char* type)
+      : Base(std::move(groups), validated(options, type).lr, type),
         options_(options),
         decoupled_(decoupled),
         type_(type) {
@@ -155,36 +155,39 @@ class AdamCore : public Optimizer<T, D> {
   }
 
   void update() override {
-    const double lr = this->lr(), wd = options_.weight_decay;
     const auto [beta1, beta2] = options_.betas;
     const double t = static_cast<double>(this->steps() + 1);
     const double bias_correction1 = 1 - std::pow(beta1, t);
     const double bias_correction2 = 1 - std::pow(beta2, t);
-    const AdamStep<T> s{
-        .beta1 = static_cast<T>(beta1),
-        .one_minus_beta1 = static_cast<T>(1 - beta1),
-        .beta2 = static_cast<T>(beta2),
-        .one_minus_beta2 = static_cast<T>(1 - beta2),
-        .weight_decay = static_cast<T>(wd),
-        .decay_factor = static_cast<T>(1 - lr * wd),
-        .bc2_sqrt = static_cast<T>(std::sqrt(bias_correction2)),
-        .eps = static_cast<T>(options_.eps),
-        .neg_step_size = static_cast<T>(-(lr / bias_correction1)),
-        .l2 = !decoupled_ && wd != 0,
-        .decoupled = decoupled_,
-        .amsgrad = options_.amsgrad,
-    };
-    std::vector<TensorGroup<T, 5>> groups;
-    groups.reserve(this->params_.size());
-    for (std::size_t i = 0; i < this->params_.size(); ++i) {
-      auto* p = this->params_[i].second;
-      if (!p->requires_grad) continue;  // frozen: value and state untouched
-      T* v_max = options_.amsgrad ? this->state(slots_[i].max_exp_avg_sq).data() : nullptr;
-      groups.push_back({{p->value.data(), p->grad.data(), this->state(slots_[i].exp_avg).data(),
-                         this->state(slots_[i].exp_avg_sq).data(), v_max},
-                        p->value.numel()});
+    const auto& group_settings = this->param_groups();
+    for (std::size_t g = 0; g < group_settings.size(); ++g) {
+      const double lr = this->group_lr(g), wd = this->group_weight_decay(g, options_.weight_decay);
+      const AdamStep<T> s{
+          .beta1 = static_cast<T>(beta1),
+          .one_minus_beta1 = static_cast<T>(1 - beta1),
+          .beta2 = static_cast<T>(beta2),
+          .one_minus_beta2 = static_cast<T>(1 - beta2),
+          .weight_decay = static_cast<T>(wd),
+          .decay_factor = static_cast<T>(1 - lr * wd),
+          .bc2_sqrt = static_cast<T>(std::sqrt(bias_correction2)),
+          .eps = static_cast<T>(options_.eps),
+          .neg_step_size = static_cast<T>(-(lr / bias_correction1)),
+          .l2 = !decoupled_ && wd != 0,
+          .decoupled = decoupled_,
+          .amsgrad = options_.amsgrad,
+      };
+      std::vector<TensorGroup<T, 5>> tensors;
+      tensors.reserve(group_settings[g].end - group_settings[g].begin);
+      for (std::size_t i = group_settings[g].begin; i < group_settings[g].end; ++i) {
+        auto* p = this->params_[i].second;
+        if (!p->requires_grad) continue;  // frozen: value and state untouched
+        T* v_max = options_.amsgrad ? this->state(slots_[i].max_exp_avg_sq).data() : nullptr;
+        tensors.push_back({{p->value.data(), p->grad.data(), this->state(slots_[i].exp_avg).data(),
+                            this->state(slots_[i].exp_avg_sq).data(), v_max},
+                           p->value.numel()});
+      }
+      ops::for_each_element<D>(tensors, AdamUpdate<T>{s});
     }
-    ops::for_each_element<D>(groups, AdamUpdate<T>{s});
   }
 
  private:
@@ -215,8 +218,13 @@ class Adam : public detail::AdamCore<T, D> {
   using typename detail::AdamCore<T, D>::NamedParameters;
   using ParameterT = nn::Parameter<T, D>;
 
+  using Group = ParamGroup<T, D>;
+
   explicit Adam(NamedParameters params, const AdamOptions& options = {})
-      : detail::AdamCore<T, D>(std::move(params), options, /*decoupled=*/false, "Adam") {}
+      : Adam(std::vector<Group>{{.params = std::move(params)}}, options) {}
+  // Parameter groups with their own lr_scale and weight decay (optim/optimizer.hpp).
+  explicit Adam(std::vector<Group> groups, const AdamOptions& options = {})
+      : detail::AdamCore<T, D>(std::move(groups), options, /*decoupled=*/false, "Adam") {}
   // Unnamed parameters (`module.parameters()`): state is named "0.exp_avg", ...
   explicit Adam(const std::vector<ParameterT*>& params, const AdamOptions& options = {})
       : Adam(name_by_position(params), options) {}
@@ -232,8 +240,13 @@ class AdamW : public detail::AdamCore<T, D> {
   using typename detail::AdamCore<T, D>::NamedParameters;
   using ParameterT = nn::Parameter<T, D>;
 
+  using Group = ParamGroup<T, D>;
+
   explicit AdamW(NamedParameters params, const AdamWOptions& options = {})
-      : detail::AdamCore<T, D>(std::move(params), detail::as_adam_options(options), /*decoupled=*/true, "AdamW") {}
+      : AdamW(std::vector<Group>{{.params = std::move(params)}}, options) {}
+  // Parameter groups with their own lr_scale and weight decay (optim/optimizer.hpp).
+  explicit AdamW(std::vector<Group> groups, const AdamWOptions& options = {})
+      : detail::AdamCore<T, D>(std::move(groups), detail::as_adam_options(options), /*decoupled=*/true, "AdamW") {}
   explicit AdamW(const std::vector<ParameterT*>& params, const AdamWOptions& options = {})
       : AdamW(name_by_position(params), options) {}
 

@@ -11,10 +11,27 @@
 //
 // The learning rate (and, for one-cycle schedules, the momentum) is a
 // property of the optimizer that schedules change between steps.
+//
+// Parameter groups (torch.optim's param_groups) give some parameters their
+// own learning rate and weight decay, e.g. a pretrained backbone at a tenth
+// of the new head's rate:
+//
+//   rn::optim::SGD<float> sgd({{.name = "backbone", .params = backbone, .lr_scale = 0.1},
+//                              {.name = "head", .params = head}},
+//                             {.lr = 0.01, .momentum = 0.9, .weight_decay = 1e-4});
+//
+// A group's learning rate is `lr_scale` times the optimizer's lr(), at every
+// step, so a schedule moves all groups together (timm's "lr_scale"). A
+// PyTorch group written {'params': backbone, 'lr': 1e-3} beside lr=1e-2 is
+// lr_scale 0.1 here; the two agree for every schedule that multiplies the
+// base rate (all of ours; PyTorch's CosineAnnealingLR with eta_min > 0 and
+// OneCycleLR with one max_lr for all groups are where PyTorch differs).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,6 +43,18 @@
 
 namespace rescnn::optim {
 
+// Some of an optimizer's parameters, with their own learning-rate factor and
+// weight decay (see the top of this file).
+template <class T, class D = Cpu>
+struct ParamGroup {
+  // Every member has a default, so designated initializers may leave any
+  // out without -Wmissing-field-initializers.
+  std::string name{};  // for messages and to_string(); may be empty
+  std::vector<std::pair<std::string, nn::Parameter<T, D>*>> params{};
+  double lr_scale = 1;                   // this group's lr is lr_scale * the optimizer's lr()
+  std::optional<double> weight_decay{};  // nullopt: the optimizer's weight decay
+};
+
 template <class T, class D = Cpu>
 class Optimizer {
  public:
@@ -33,6 +62,7 @@ class Optimizer {
   using ParameterT = nn::Parameter<T, D>;
   using NamedParameters = std::vector<std::pair<std::string, ParameterT*>>;
   using NamedState = std::vector<std::pair<std::string, TensorT*>>;
+  using Group = ParamGroup<T, D>;
 
   virtual ~Optimizer() = default;
   Optimizer(const Optimizer&) = delete;
@@ -77,7 +107,20 @@ class Optimizer {
   // The hyperparameters, as PyTorch prints them: "SGD(lr=0.01, momentum=0.9, ...)".
   virtual std::string to_string() const = 0;
 
+  // Every parameter, group after group.
   const NamedParameters& named_parameters() const { return params_; }
+
+  // The groups' settings, in the order given (one unnamed group with
+  // lr_scale 1 when the optimizer was built from a plain parameter list).
+  struct GroupSettings {
+    std::string name;
+    std::size_t begin, end;  // its parameters are named_parameters()[begin, end)
+    double lr_scale;
+    std::optional<double> weight_decay;
+  };
+  const std::vector<GroupSettings>& param_groups() const { return groups_; }
+  // The learning rate group g's next update uses.
+  double group_lr(std::size_t g) const { return lr_ * groups_.at(g).lr_scale; }
 
   // Per-parameter state named "<parameter name>.<PyTorch state name>", e.g.
   // "layer1.0.conv1.weight.momentum_buffer", "fc.bias.exp_avg_sq"; in
@@ -89,12 +132,69 @@ class Optimizer {
   }
 
  protected:
-  Optimizer(NamedParameters params, double lr, const char* type) : params_(std::move(params)) {
-    check<ValueError>(!params_.empty(), type, ": optimizer got an empty parameter list");
-    for (auto& [name, p] : params_)
+  Optimizer(NamedParameters params, double lr, const char* type)
+      : Optimizer(std::vector<Group>{Group{.params = std::move(params)}}, lr, type) {}
+
+  Optimizer(std::vector<Group> groups, double lr, const char* type) {
+    check<ValueError>(!groups.empty(), type, ": optimizer got no parameter groups");
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+      Group& group = groups[g];
+      const std::string label = group.name.empty() ? "group " + std::to_string(g) : "group '" + group.name + "'";
+      check<ValueError>(
+          !group.params.empty(), type, ": ",
+          groups.size() == 1 ? std::string("optimizer got an empty parameter list") : label + " has no parameters");
+      check<ValueError>(std::isfinite(group.lr_scale) && group.lr_scale >= 0, type, ": ", label,
+                        ": lr_scale must be finite and >= 0, got ", group.lr_scale);
+      check<ValueError>(!group.weight_decay || (std::isfinite(*group.weight_decay) && *group.weight_decay >= 0), type,
+                        ": ", label, ": weight_decay must be finite and >= 0, got ", group.weight_decay.value_or(0));
+      groups_.push_back(
+          {group.name, params_.size(), params_.size() + group.params.size(), group.lr_scale, group.weight_decay});
+      for (auto& entry : group.params) params_.push_back(std::move(entry));
+    }
+    // A parameter in two places would be updated twice per step (PyTorch
+    // refuses the same).
+    std::vector<std::pair<const ParameterT*, std::size_t>> seen;
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const auto& [name, p] = params_[i];
       check<ValueError>(p != nullptr && p->defined(), type, ": parameter '", name, "' is null or undefined");
+      seen.emplace_back(p, i);
+    }
+    std::sort(seen.begin(), seen.end(), [](const auto& x, const auto& y) {
+      return std::less<const ParameterT*>{}(x.first, y.first) || (x.first == y.first && x.second < y.second);
+    });
+    for (std::size_t k = 1; k < seen.size(); ++k) {
+      if (seen[k].first != seen[k - 1].first) continue;
+      const std::string& first = params_[seen[k - 1].second].first;
+      const std::string& again = params_[seen[k].second].first;
+      fail<ValueError>(type, ": parameter '", first,
+                       first == again ? "' is given twice" : "' is also given as '" + again + "'",
+                       "; each parameter may appear only once (in one group)");
+    }
     check<ValueError>(std::isfinite(lr) && lr >= 0, type, ": learning rate must be finite and >= 0, got ", lr);
     lr_ = lr;
+  }
+
+  // The weight decay group g uses, given the optimizer's own.
+  double group_weight_decay(std::size_t g, double optimizer_weight_decay) const {
+    return groups_[g].weight_decay.value_or(optimizer_weight_decay);
+  }
+
+  // ", groups=[backbone(lr_scale=0.1), head]" for to_string(); empty for
+  // the one default group.
+  std::string groups_description() const {
+    if (groups_.size() == 1 && groups_[0].lr_scale == 1 && !groups_[0].weight_decay) return "";
+    std::string out = ", groups=[";
+    for (std::size_t g = 0; g < groups_.size(); ++g) {
+      const GroupSettings& s = groups_[g];
+      if (g) out += ", ";
+      out += s.name.empty() ? std::to_string(g) : s.name;
+      std::string settings;
+      if (s.lr_scale != 1) settings = rescnn::detail::concat("lr_scale=", s.lr_scale);
+      if (s.weight_decay)
+        settings += rescnn::detail::concat(settings.empty() ? "" : ", ", "weight_decay=", *s.weight_decay);
+      if (!settings.empty()) out += "(" + settings + ")";
+    }
+    return out + "]";
   }
 
   // Applies one update; `steps()` is the number of earlier updates. step()
@@ -135,6 +235,7 @@ class Optimizer {
 
   double lr_ = 0;
   std::int64_t steps_ = 0;
+  std::vector<GroupSettings> groups_;
   std::vector<std::pair<std::string, TensorT>> state_;
   std::vector<std::size_t> state_owner_;  // the parameter each state tensor belongs to
 };

@@ -88,7 +88,11 @@ class SGD : public Optimizer<T, D> {
   // With momentum, one "momentum_buffer" per parameter, named
   // "<parameter>.momentum_buffer".
   explicit SGD(NamedParameters params, const SGDOptions& options = {})
-      : Base(std::move(params), validated(options).lr, "SGD"), options_(options) {
+      : SGD(std::vector<typename Base::Group>{{.params = std::move(params)}}, options) {}
+  // Parameter groups with their own lr_scale and weight decay
+  // (optim/optimizer.hpp); `options` holds the rest, for every group.
+  explicit SGD(std::vector<typename Base::Group> groups, const SGDOptions& options = {})
+      : Base(std::move(groups), validated(options).lr, "SGD"), options_(options) {
     if (options_.momentum != 0)
       for (std::size_t i = 0; i < this->params_.size(); ++i) buffers_.push_back(this->add_state(i, "momentum_buffer"));
   }
@@ -122,30 +126,34 @@ class SGD : public Optimizer<T, D> {
   std::string to_string() const override {
     return rescnn::detail::concat("SGD(lr=", this->lr(), ", momentum=", options_.momentum,
                                   ", dampening=", options_.dampening, ", weight_decay=", options_.weight_decay,
-                                  ", nesterov=", options_.nesterov ? "true" : "false", ")");
+                                  ", nesterov=", options_.nesterov ? "true" : "false", this->groups_description(), ")");
   }
 
  protected:
   void update() override {
-    const detail::SgdStep<T> s{
-        .weight_decay = static_cast<T>(options_.weight_decay),
-        .momentum = static_cast<T>(options_.momentum),
-        .one_minus_dampening = static_cast<T>(1 - options_.dampening),
-        .neg_lr = static_cast<T>(-this->lr()),
-        .decay = options_.weight_decay != 0,
-        .use_momentum = options_.momentum != 0,
-        .nesterov = options_.nesterov,
-        .first = this->steps() == 0,
-    };
-    std::vector<TensorGroup<T, 3>> groups;
-    groups.reserve(this->params_.size());
-    for (std::size_t i = 0; i < this->params_.size(); ++i) {
-      auto* p = this->params_[i].second;
-      if (!p->requires_grad) continue;  // frozen: value and momentum untouched
-      T* buf = buffers_.empty() ? nullptr : this->state(buffers_[i]).data();
-      groups.push_back({{p->value.data(), p->grad.data(), buf}, p->value.numel()});
+    const auto& group_settings = this->param_groups();
+    for (std::size_t g = 0; g < group_settings.size(); ++g) {
+      const double weight_decay = this->group_weight_decay(g, options_.weight_decay);
+      const detail::SgdStep<T> s{
+          .weight_decay = static_cast<T>(weight_decay),
+          .momentum = static_cast<T>(options_.momentum),
+          .one_minus_dampening = static_cast<T>(1 - options_.dampening),
+          .neg_lr = static_cast<T>(-this->group_lr(g)),
+          .decay = weight_decay != 0,
+          .use_momentum = options_.momentum != 0,
+          .nesterov = options_.nesterov,
+          .first = this->steps() == 0,
+      };
+      std::vector<TensorGroup<T, 3>> tensors;
+      tensors.reserve(group_settings[g].end - group_settings[g].begin);
+      for (std::size_t i = group_settings[g].begin; i < group_settings[g].end; ++i) {
+        auto* p = this->params_[i].second;
+        if (!p->requires_grad) continue;  // frozen: value and momentum untouched
+        T* buf = buffers_.empty() ? nullptr : this->state(buffers_[i]).data();
+        tensors.push_back({{p->value.data(), p->grad.data(), buf}, p->value.numel()});
+      }
+      ops::for_each_element<D>(tensors, detail::SgdUpdate<T>{s});
     }
-    ops::for_each_element<D>(groups, detail::SgdUpdate<T>{s});
   }
 
  private:

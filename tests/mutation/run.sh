@@ -14,17 +14,20 @@
 #   # requires: avx2                                   (optional: a CPU flag the code needs)
 #   diff --git a/include/...
 #
-# For each patch the script applies it to the working tree, rebuilds only the
-# named test programs in DIR (default: build, configured as the README says),
-# runs them, and restores the file; a patch is caught when any of its tests
-# fails. First the same programs are built and run without any patch: they
-# must pass, or a "caught" would mean nothing. A patch that no longer applies
-# or no longer compiles is an error, not a catch (the list must not rot).
+# For each patch the script copies include/ into a scratch directory,
+# applies the patch there, compiles the named test programs against that copy
+# with the build's own flags (DIR's flags.make and link.txt: a Unix
+# Makefiles build, configured as the README says, default DIR build), runs
+# them, and deletes the copy; a patch is caught when any of its tests fails.
+# Your working tree and DIR's programs are never touched, and JOBS patches
+# (default 2) are built and run at once: each builds one or two programs, so
+# one at a time would leave cores idle. First the same programs are built in
+# DIR and run without any patch: they must pass, or a "caught" would mean
+# nothing. A patch that no longer applies or no longer compiles is an error,
+# not a catch (the list must not rot).
 #
-# The files a patch touches must have no uncommitted changes (the script
-# refuses to start otherwise) and are restored from git on any exit, so no
-# work of yours is lost. PATTERN... runs only the patches whose file names
-# contain one of them. Exit status: 0 when every patch was caught.
+# PATTERN... runs only the patches whose file names contain one of them.
+# Exit status: 0 when every patch was caught.
 #
 # A newly found gap in the tests is added here as a patch first (it must
 # survive), then the test that catches it is written.
@@ -84,33 +87,26 @@ if ((list_only)); then
 fi
 
 [[ -f $build/CMakeCache.txt ]] || { echo "run.sh: $build is not a configured build directory (cmake -S . -B $build)" >&2; exit 2; }
+build=$(cd "$build" && pwd)
 for p in "${patches[@]}"; do
   f=$(file_of "$p")
   [[ -n $f && -n $(tests_of "$p") ]] || { echo "run.sh: $p names no file or no test" >&2; exit 2; }
-  git diff --quiet HEAD -- "$f" || {
-    echo "run.sh: $f has uncommitted changes; commit or stash them first (this script patches it temporarily)" >&2
-    exit 2
-  }
+  [[ $f == include/* ]] || { echo "run.sh: $p patches $f; patches may touch only include/" >&2; exit 2; }
 done
+compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+[[ -x $compiler ]] || { echo "run.sh: no C++ compiler named in $build/CMakeCache.txt" >&2; exit 2; }
 
 logdir=$build/mutation
-rm -rf "$logdir/unpatched"  # never put back programs of an earlier run
-mkdir -p "$logdir/unpatched"
-
-applied=""  # the file currently patched, restored on any exit
-restore() { if [[ -n $applied ]]; then git checkout -q HEAD -- "$applied"; fi; applied=""; }
-# On exit the test programs in DIR are put back as they were built unpatched
-# (a later ctest must not run a mutant); their objects are older than the
-# restored sources, so the next build redoes them anyway.
-restore_programs() {
-  local bin
-  for bin in "$logdir"/unpatched/*; do [[ -e $bin ]] && cp -p "$bin" "$build/tests/"; done
-}
-trap 'restore; restore_programs' EXIT
+rm -rf "$logdir"
+mkdir -p "$logdir"
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/rescnn-mutation.XXXXXX")
+# On any exit: stop the mutants still running, then delete their copies.
+trap 'kill $(jobs -p) 2> /dev/null; wait; rm -rf "$scratch"' EXIT
 trap 'exit 130' INT TERM
 jobs=${JOBS:-2}
 
-# run_tests PATCH LOG: runs every test line of PATCH; 0 when all pass.
+# run_tests PATCH LOG BINDIR: runs every test line of PATCH with the
+# programs in BINDIR; 0 when all pass.
 run_tests() {
   local line target spec status=0
   while IFS= read -r line; do
@@ -120,15 +116,40 @@ run_tests() {
     echo "--- $target ${spec}" >> "$2"
     # --warn NoTests: a spec that matches nothing fails (in the baseline).
     if [[ -n $spec ]]; then
-      timeout 600 "$build/tests/$target" --warn NoTests "$spec" >> "$2" 2>&1 || status=1
+      timeout 600 "$3/$target" --warn NoTests "$spec" >> "$2" 2>&1 || status=1
     else
-      timeout 600 "$build/tests/$target" --warn NoTests >> "$2" 2>&1 || status=1
+      timeout 600 "$3/$target" --warn NoTests >> "$2" 2>&1 || status=1
     fi
   done < <(tests_of "$1")
   return $status
 }
 
 targets_of() { tests_of "$1" | cut -d' ' -f1 | sort -u; }
+
+# make_var FILE NAME: a variable of a CMake-generated flags.make.
+make_var() { sed -n "s/^$2 = //p" "$1"; }
+
+# build_private TARGET INCLUDE_ROOT OUT LOG: compiles tests/TARGET.cpp as
+# DIR builds it, but with INCLUDE_ROOT/include in place of the source tree's
+# include/, and links it as DIR links it, into OUT/TARGET.
+build_private() {
+  local target=$1 include_root=$2 out=$3 log=$4 dir=$build/tests/CMakeFiles/$1.dir
+  [[ -f $dir/flags.make && -f $dir/link.txt ]] || {
+    echo "run.sh: $dir has no flags.make and link.txt: the mutation check needs a Unix Makefiles build" >> "$log"
+    return 1
+  }
+  local defines includes flags link
+  defines=$(make_var "$dir/flags.make" CXX_DEFINES)
+  includes=$(make_var "$dir/flags.make" CXX_INCLUDES)
+  flags=$(make_var "$dir/flags.make" CXX_FLAGS)
+  includes=${includes//-I$root\/include/-I$include_root\/include}
+  link=$(<"$dir/link.txt")
+  link=${link//CMakeFiles\/$target.dir\/$target.cpp.o/$out\/$target.o}
+  link=${link/ -o $target / -o $out\/$target }
+  # The flags are CMake's, already quoted for a shell.
+  eval "\"\$compiler\" $defines $includes $flags -o \"\$out/\$target.o\" -c \"\$root/tests/\$target.cpp\"" >> "$log" 2>&1 &&
+    (cd "$build/tests" && eval "$link") >> "$log" 2>&1
+}
 
 # ---- baseline: the same programs, unpatched, must build and pass ------------------
 all_targets=$(for p in "${patches[@]}"; do targets_of "$p"; done | sort -u)
@@ -141,52 +162,63 @@ for target in $all_targets; do
   # The baseline runs exactly what the patches run.
   specs=$(for p in "${patches[@]}"; do tests_of "$p"; done | awk -v t="$target" '$1 == t' | sort -u)
   while IFS= read -r line; do
-    tmp=$(mktemp)
-    printf '# test: %s\n' "$line" > "$tmp"
-    if ! run_tests "$tmp" "$logdir/baseline.log"; then
+    printf '# test: %s\n' "$line" > "$scratch/baseline.spec"
+    if ! run_tests "$scratch/baseline.spec" "$logdir/baseline.log" "$build/tests"; then
       echo "run.sh: '$line' fails without any patch (see $logdir/baseline.log)" >&2
-      rm -f "$tmp"
       exit 1
     fi
-    rm -f "$tmp"
   done <<< "$specs"
 done
 echo "::: baseline passed in $((SECONDS - start)) s"
-for target in $all_targets; do cp -p "$build/tests/$target" "$logdir/unpatched/"; done
 
-# ---- one patch at a time -------------------------------------------------------------
-caught=0 survived=() broken=()
-for p in "${patches[@]}"; do
+# ---- the patches, JOBS at a time ---------------------------------------------------------------
+# mutant PATCH: builds and runs one mutant in its own scratch directory and
+# prints its one result line: caught, SURVIVED or BROKEN.
+mutant() {
+  local p=$1 name log t0=$SECONDS work target
   name=$(basename "$p" .patch)
   log=$logdir/$name.log
-  : > "$log"
-  t0=$SECONDS
-  f=$(file_of "$p")
-  if ! git apply "$p" 2>> "$log"; then
-    broken+=("$name (no longer applies to $f)")
-    printf '%-9s %-36s does not apply\n' "BROKEN" "$name"
-    continue
+  work=$scratch/$name
+  mkdir -p "$work"
+  cp -r "$root/include" "$work/include"
+  if ! (cd "$work" && git apply "$root/$p") >> "$log" 2>&1; then
+    printf '%-9s %-36s does not apply to %s\n' "BROKEN" "$name" "$(file_of "$p")"
+    rm -rf "$work"
+    return
   fi
-  applied=$f
-  # shellcheck disable=SC2046
-  if ! cmake --build "$build" -j "$jobs" --target $(targets_of "$p") >> "$log" 2>&1; then
-    broken+=("$name (does not compile)")
-    printf '%-9s %-36s does not compile (see %s)\n' "BROKEN" "$name" "$log"
-    restore
-    continue
-  fi
-  if run_tests "$p" "$log"; then
-    survived+=("$name: $(why_of "$p")")
+  for target in $(targets_of "$p"); do
+    if ! build_private "$target" "$work" "$work" "$log"; then
+      printf '%-9s %-36s does not compile (see %s)\n' "BROKEN" "$name" "$log"
+      rm -rf "$work"
+      return
+    fi
+  done
+  if run_tests "$p" "$log" "$work"; then
     printf '%-9s %-36s %4d s  %s\n' "SURVIVED" "$name" "$((SECONDS - t0))" "$(why_of "$p")"
   else
-    caught=$((caught + 1))
     printf '%-9s %-36s %4d s  by %s\n' "caught" "$name" "$((SECONDS - t0))" "$(targets_of "$p" | tr '\n' ' ')"
   fi
-  restore
-done
+  rm -rf "$work"
+}
 
+results=$scratch/results
+: > "$results"
+running=0
+for p in "${patches[@]}"; do
+  if ((running >= jobs)); then
+    wait -n
+    running=$((running - 1))
+  fi
+  mutant "$p" | tee -a "$results" &
+  running=$((running + 1))
+done
+wait
+
+caught=$(grep -c '^caught ' "$results")
+mapfile -t survived < <(grep '^SURVIVED ' "$results")
+mapfile -t broken < <(grep '^BROKEN ' "$results")
 echo "::: mutation check: ${#patches[@]} planted bugs, $caught caught, ${#survived[@]} survived," \
      "${#broken[@]} broken, in $((SECONDS - start)) s (logs: $logdir)"
-for s in "${survived[@]}"; do echo "    survived: $s"; done
-for b in "${broken[@]}"; do echo "    broken:   $b"; done
-((${#survived[@]} == 0 && ${#broken[@]} == 0))
+for s in "${survived[@]}"; do echo "    $s"; done
+for b in "${broken[@]}"; do echo "    $b"; done
+((caught == ${#patches[@]}))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses (IDX, gzipped IDX, safetensors, PNG/JPEG)
 # with clang (AddressSanitizer + UBSan + LeakSanitizer) and runs each for a bounded time from the committed seed
-# corpus. Prints one summary line per harness; exits non-zero on any finding.
+# corpus, two at a time (JOBS). Prints one summary line per harness; exits
+# non-zero on any finding.
 #
 #   bash fuzz/run.sh [seconds per harness, default 60]
 #
@@ -24,9 +25,23 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
        -I include -I /usr/include/eigen3 -Wno-unknown-pragmas)
 declare -A corpus=([fuzz_idx]=idx [fuzz_idx_gzip]=idx [fuzz_safetensors]=safetensors [fuzz_image]=image)
 
-status=0
-for harness in fuzz_idx fuzz_idx_gzip fuzz_safetensors fuzz_image; do
-  "$cxx" "${flags[@]}" "fuzz/$harness.cpp" -o "$out/$harness" -lz -lpng -ljpeg
+harnesses=(fuzz_idx fuzz_idx_gzip fuzz_safetensors fuzz_image)
+# Two at a time (JOBS): the harnesses build and run on one core each.
+jobs=${JOBS:-2}
+throttle() { while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done; }
+
+for harness in "${harnesses[@]}"; do
+  throttle
+  "$cxx" "${flags[@]}" "fuzz/$harness.cpp" -o "$out/$harness" -lz -lpng -ljpeg &
+done
+build_status=0
+for pid in $(jobs -p); do wait "$pid" || build_status=1; done
+((build_status == 0)) || { echo "fuzz/run.sh: a harness does not build" >&2; exit 2; }
+
+# fuzz_one HARNESS: runs it, prints its summary line, leaves "clean" or
+# "FAILED" in $out/HARNESS.result.
+fuzz_one() {
+  local harness=$1 work log result runs cov
   work=$(mktemp -d)
   log="$out/$harness.log"
   if (cd "$out" && "./$harness" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
@@ -34,7 +49,6 @@ for harness in fuzz_idx fuzz_idx_gzip fuzz_safetensors fuzz_image; do
     result=clean
   else
     result=FAILED
-    status=1
   fi
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' || true)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
@@ -42,6 +56,18 @@ for harness in fuzz_idx fuzz_idx_gzip fuzz_safetensors fuzz_image; do
   if [[ $result == FAILED ]]; then
     grep -E "ERROR|SUMMARY|runtime error|Test unit written|==[0-9]+==" "$log" | head -20 >&2 || true
   fi
+  echo "$result" > "$out/$harness.result"
   rm -rf "$work"
+}
+
+for harness in "${harnesses[@]}"; do
+  rm -f "$out/$harness.result"
+  throttle
+  fuzz_one "$harness" &
+done
+wait
+status=0
+for harness in "${harnesses[@]}"; do
+  [[ $(cat "$out/$harness.result" 2>/dev/null) == clean ]] || status=1
 done
 exit $status

@@ -20,6 +20,7 @@
 #include "rescnn/data/image_folder.hpp"
 #include "rescnn/data/image_loader.hpp"
 #include "support/golden.hpp"
+#include "support/netpbm.hpp"
 #include "support/temp_dir.hpp"
 
 namespace rn = rescnn;
@@ -38,18 +39,6 @@ fs::path make_folder(const rn::testing::TempDir& tmp) {
   std::ofstream(root / "notes.txt") << "not a class\n";
   std::ofstream(root / "Trouser" / "readme.txt") << "not an image\n";
   return root;
-}
-
-rn::data::Image read_pgm(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string magic;
-  int w = 0, h = 0, maxval = 0;
-  in >> magic >> w >> h >> maxval;
-  in.get();
-  rn::data::Image img{w, h, 1, std::vector<std::uint8_t>(static_cast<std::size_t>(w) * h)};
-  in.read(reinterpret_cast<char*>(img.pixels.data()), static_cast<std::streamsize>(img.pixels.size()));
-  REQUIRE(in.gcount() == static_cast<std::streamsize>(img.pixels.size()));
-  return img;
 }
 
 }  // namespace
@@ -79,7 +68,7 @@ TEST_CASE("ImageFolder finds classes and images as torchvision does", "[image][f
   }
 
   // The PNGs are the IDX pixels exactly; the JPEGs (quality 95) close to them.
-  const auto expected = read_pgm(images_dir() / "fashion_pixels.pgm");  // 12 images of 28x28, stacked
+  const auto expected = rn::testing::read_netpbm(images_dir() / "fashion_pixels.pgm");  // 12 images of 28x28, stacked
   int png = 0;
   for (std::int64_t i = 0; i < folder.size(); ++i) {
     const auto& path = folder.samples()[static_cast<std::size_t>(i)].path;

@@ -20,44 +20,23 @@
 #include "rescnn/data/image_codecs.hpp"
 #include "rescnn/data/image_transforms.hpp"
 #include "support/golden.hpp"
+#include "support/netpbm.hpp"
 
 namespace rn = rescnn;
 namespace fs = std::filesystem;
 using rn::data::Image;
+using rn::testing::differing;
+using rn::testing::read_netpbm;
 
 namespace {
 
 fs::path transforms_dir() { return rn::testing::golden_dir() / "images" / "transforms"; }
-
-Image read_netpbm(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in);
-  std::string magic;
-  int width = 0, height = 0, maxval = 0;
-  in >> magic >> width >> height >> maxval;
-  in.get();
-  REQUIRE((magic == "P5" || magic == "P6"));
-  Image image{width, height, magic == "P5" ? 1 : 3, {}};
-  image.pixels.resize(image.size());
-  in.read(reinterpret_cast<char*>(image.pixels.data()), static_cast<std::streamsize>(image.pixels.size()));
-  REQUIRE(in.gcount() == static_cast<std::streamsize>(image.pixels.size()));
-  return image;
-}
 
 std::map<std::string, Image> sources() {
   const fs::path codecs = rn::testing::golden_dir() / "images" / "codecs";
   return {{"rgb8", rn::data::read_image(codecs / "rgb8.png", {.channels = 3})},
           {"gray8", rn::data::read_image(codecs / "gray8.png", {.channels = 1})},
           {"big", read_netpbm(transforms_dir() / "big.ppm")}};
-}
-
-std::size_t differing(const Image& a, const Image& b) {
-  REQUIRE(a.width == b.width);
-  REQUIRE(a.height == b.height);
-  REQUIRE(a.channels == b.channels);
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < a.pixels.size(); ++i) n += a.pixels[i] != b.pixels[i];
-  return n;
 }
 
 }  // namespace

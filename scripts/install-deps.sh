@@ -5,6 +5,7 @@
 #   bash scripts/install-deps.sh               # build + test dependencies
 #   bash scripts/install-deps.sh --with-torch  # also PyTorch (golden fixtures, benchmarks)
 #   bash scripts/install-deps.sh --with-fuzzing  # also clang and libFuzzer (fuzz/run.sh)
+#   bash scripts/install-deps.sh --with-photos   # also python3-skimage's photographs (test_image_codecs)
 set -euo pipefail
 
 packages=(build-essential cmake libeigen3-dev catch2 zlib1g-dev libcli11-dev libbenchmark-dev dataset-fashion-mnist
@@ -14,8 +15,9 @@ for arg in "$@"; do
   case "$arg" in
     --with-torch) packages+=(python3-torch python3-torchvision) ;;
     --with-fuzzing) packages+=(clang libclang-rt-14-dev) ;;
+    --with-photos) packages+=(python3-skimage) ;;
     -h|--help)
-      sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
       exit 0 ;;
     *) echo "install-deps.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac

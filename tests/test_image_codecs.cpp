@@ -2,10 +2,16 @@
 // same files (tests/golden/make_image_golden.py): every PNG kind and JPEG
 // kind the decoders handle, converted to RGB and to gray as torchvision's
 // loader converts them, must give PIL's pixels exactly. Then every kind of
-// bad file must be refused with an IoError naming it and saying why.
+// bad file must be refused with an IoError naming it and saying why. Last,
+// real photographs (Debian's python3-skimage) decode, and resize through
+// torchvision's eval transform, to PIL's and torchvision's pixels.
+#include <zlib.h>
+
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -14,42 +20,19 @@
 
 #include "rescnn/data/image.hpp"
 #include "rescnn/data/image_codecs.hpp"
+#include "rescnn/data/image_transforms.hpp"
 #include "support/golden.hpp"
+#include "support/netpbm.hpp"
+#include "support/skip.hpp"
 
 namespace rn = rescnn;
 namespace fs = std::filesystem;
+using rn::testing::differing;
+using rn::testing::read_netpbm;
 
 namespace {
 
 fs::path images_dir() { return rn::testing::golden_dir() / "images"; }
-
-// A binary PGM (P5) or PPM (P6) as PIL writes them.
-rn::data::Image read_netpbm(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in);
-  std::string magic;
-  int width = 0, height = 0, maxval = 0;
-  in >> magic >> width >> height >> maxval;
-  in.get();  // the single whitespace before the pixels
-  REQUIRE((magic == "P5" || magic == "P6"));
-  REQUIRE(maxval == 255);
-  rn::data::Image image{width, height, magic == "P5" ? 1 : 3, {}};
-  image.pixels.resize(image.size());
-  in.read(reinterpret_cast<char*>(image.pixels.data()), static_cast<std::streamsize>(image.pixels.size()));
-  REQUIRE(in.gcount() == static_cast<std::streamsize>(image.pixels.size()));
-  return image;
-}
-
-// How many pixels differ (any channel); REQUIREs equal sizes.
-std::size_t differing(const rn::data::Image& a, const rn::data::Image& b) {
-  REQUIRE(a.width == b.width);
-  REQUIRE(a.height == b.height);
-  REQUIRE(a.channels == b.channels);
-  REQUIRE(a.pixels.size() == b.pixels.size());
-  std::size_t n = 0;
-  for (std::size_t i = 0; i < a.pixels.size(); ++i) n += a.pixels[i] != b.pixels[i];
-  return n;
-}
 
 }  // namespace
 
@@ -131,4 +114,63 @@ TEST_CASE("Bad image files are refused naming the file and the reason", "[image]
                     Catch::Contains("13x9 = 117 pixels, more than the limit of 100"));
   CHECK_THROWS_AS(rn::data::read_image(images_dir() / "codecs" / "rgb8.png", {.channels = 2}), rn::ValueError);
   CHECK_THROWS_AS(rn::data::read_image(images_dir() / "codecs" / "rgb8.png", {.max_pixels = 0}), rn::ValueError);
+}
+
+namespace {
+
+// zlib's CRC-32 as 8 hex digits, as make_image_golden.py writes it.
+std::string crc32_hex(const std::vector<std::uint8_t>& bytes) {
+  const auto crc = crc32(0L, bytes.data(), static_cast<uInt>(bytes.size()));
+  char text[9];
+  std::snprintf(text, sizeof text, "%08lx", static_cast<unsigned long>(crc));
+  return text;
+}
+
+// Where python3-skimage keeps its sample photographs (RESCNN_PHOTO_DIR
+// overrides).
+fs::path photo_dir() {
+  const char* dir = std::getenv("RESCNN_PHOTO_DIR");
+  return dir ? fs::path(dir) : fs::path("/usr/lib/python3/dist-packages/skimage/data");
+}
+
+}  // namespace
+
+TEST_CASE("Real photographs decode as PIL decodes them and resize as torchvision does", "[image][codecs][photos]") {
+  const fs::path dir = photo_dir();
+  if (!fs::exists(dir / "astronaut.png"))
+    RESCNN_SKIP("no photographs in " << dir.string()
+                                     << ": install python3-skimage (bash scripts/install-deps.sh --with-photos)");
+  std::ifstream manifest(images_dir() / "photos" / "manifest.txt");
+  REQUIRE(manifest);
+  int photos = 0, refused = 0;
+  std::string line;
+  while (std::getline(manifest, line)) {
+    std::istringstream fields(line);
+    std::string name, file_crc, rgb_crc, eval_crc;
+    int width = 0, height = 0;
+    fields >> name;
+    INFO(line);
+    if (name == "truncated") {  // a real photograph cut short: PIL refuses it too
+      fields >> name;
+      const fs::path path = dir / name;
+      CHECK_THROWS_AS(rn::data::read_image(path), rn::IoError);
+      CHECK_THROWS_WITH(rn::data::read_image(path), Catch::Contains(path.string()));
+      ++refused;
+      continue;
+    }
+    fields >> file_crc >> width >> height >> rgb_crc >> eval_crc;
+    const fs::path path = dir / name;
+    // The goldens describe this very file (a newer package may ship another).
+    REQUIRE(crc32_hex(rn::data::read_file_bytes(path)) == file_crc);
+    const rn::data::Image rgb = rn::data::read_image(path, {.channels = 3});
+    CHECK(rgb.width == width);
+    CHECK(rgb.height == height);
+    CHECK(crc32_hex(rgb.pixels) == rgb_crc);
+    const rn::data::Image eval = rn::data::CenterCrop(112)(rn::data::Resize{128}(rgb));
+    CHECK(eval.width == 112);
+    CHECK(crc32_hex(eval.pixels) == eval_crc);
+    ++photos;
+  }
+  CHECK(photos == 8);
+  CHECK(refused == 1);
 }

@@ -30,6 +30,13 @@ Writes into DIR (default tests/golden/fixtures/images):
                             (gray PNG: the IDX pixels exactly; JPEG quality 95),
                             with fashion_pixels.pgm: the PNGs' pixels in
                             ImageFolder's order, stacked
+  photos/manifest.txt       real photographs from Debian's python3-skimage
+                            (PHOTO_DIR, skimage/data), one line per photo:
+                            "<file> <file crc32> <width> <height> <crc32 of
+                            PIL's .convert("RGB")> <crc32 of Resize(128) +
+                            CenterCrop(112) of that, torchvision's eval
+                            transform>", zlib's CRC-32 as 8 hex digits; and
+                            "truncated <file>" for a photo PIL refuses
 PNG kinds PIL cannot write (1/4/16-bit, 16-bit RGB, interlaced) come from the
 minimal PNG writer below; PIL decodes them for the goldens all the same.
 """
@@ -179,6 +186,7 @@ def main():
     stacked = np.concatenate([np.stack(by_class[c]) for c in sorted(by_class)]).reshape(-1, 28)
     Image.fromarray(stacked, "L").save(os.path.join(out, "fashion_pixels.pgm"))
     transforms_goldens(out, codecs)
+    photos_goldens(out)
 
 
 def transforms_goldens(out, codecs):
@@ -213,6 +221,38 @@ def transforms_goldens(out, codecs):
     x = T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])(T.ToTensor()(sources["rgb8"]))
     x.numpy().astype("<f4").tofile(os.path.join(d, "normalize_rgb8.f32"))
     lines.append("normalize rgb8 normalize_rgb8.f32")
+    with open(os.path.join(d, "manifest.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+PHOTO_DIR = "/usr/lib/python3/dist-packages/skimage/data"
+# scikit-image's photographs (public domain or CC0, see its README), PNG
+# and JPEG, baseline and progressive, gray and RGB, up to 1411x1411.
+PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "camera.png", "motorcycle_left.png", "rocket.jpg",
+          "hubble_deep_field.jpg", "retina.jpg"]
+
+
+def photos_goldens(out):
+    import torchvision.transforms as T
+
+    def crc(data):
+        return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
+
+    d = os.path.join(out, "photos")
+    os.makedirs(d, exist_ok=True)
+    lines = []
+    for name in PHOTOS:
+        path = os.path.join(PHOTO_DIR, name)
+        with open(path, "rb") as f:
+            file_crc = crc(f.read())
+        rgb = Image.open(path).convert("RGB")
+        small = T.CenterCrop(112)(T.Resize(128)(rgb))
+        lines.append(f"{name} {file_crc} {rgb.width} {rgb.height} {crc(rgb.tobytes())} {crc(small.tobytes())}")
+    try:
+        Image.open(os.path.join(PHOTO_DIR, "truncated.jpg")).load()
+        raise SystemExit("truncated.jpg decodes; pick another truncated photo")
+    except OSError:
+        lines.append("truncated truncated.jpg")
     with open(os.path.join(d, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

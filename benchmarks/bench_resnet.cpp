@@ -1,8 +1,8 @@
 // bench_resnet — whole-model training and inference throughput, the same work
 // as benchmarks/torch_resnet_bench.py and with the same output lines:
 //
-//   bench_resnet --size 96 --batch 128 --steps 20 [--device cuda] [--cases train,infer]
-//                [--precision fp32|bf16|fp16] [--no-tf32] [--deterministic]
+//   bench_resnet --size 96 --batch 128 --steps 20 [--device cuda] [--cases train,infer,finetune]
+//                [--channels 1|3] [--precision fp32|bf16|fp16] [--no-tf32] [--deterministic]
 //   case=resnet18_train batch=128 size=96x96 threads=2 imgs_per_s=... peak_rss_mb=... device=cpu precision=fp32
 //   isa=avx512
 //
@@ -15,8 +15,12 @@
 // it describes one case only when the process runs one case (--cases train);
 // benchmarks/compare_pytorch.sh runs each case in its own process.
 // A training step is zero_grad, forward, cross-entropy, backward and a plain
-// SGD step (lr 0.01), on random N(0,1) images of one channel and random labels
-// (10 classes), d2l's ResNet-18 unless --model names another. Two warm-up
+// SGD step (lr 0.01), on random N(0,1) images of --channels channels (1) and
+// random labels (10 classes), d2l's ResNet-18 unless --model names another.
+// As in the Trainer (and in PyTorch, whose input needs no gradient), no
+// gradient is computed for the images. `finetune` is the same step with the
+// backbone frozen (models::freeze_backbone: only the classifier trains), as
+// train_images --freeze-backbone runs it. Two warm-up
 // steps run first (on a GPU they choose the cuDNN algorithms and fill the
 // allocator's cache); the timed steps end with a device synchronisation.
 #include <sys/resource.h>
@@ -36,7 +40,7 @@ namespace {
 
 struct Args {
   int threads = 2;
-  long size = 28, batch = 128, steps = 5;
+  long size = 28, batch = 128, steps = 5, channels = 1;
   std::string device = "cpu", cases = "train,infer", model = "d2l_resnet18", precision = "fp32";
   bool tf32 = true;
   bool deterministic = false;
@@ -53,7 +57,11 @@ Args parse(int argc, char** argv) {
   app.add_option("--batch", a.batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--steps", a.steps, "Timed steps per case")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--device", a.device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--cases", a.cases, "Comma-separated: train, infer")->capture_default_str();
+  app.add_option("--cases", a.cases, "Comma-separated: train, infer, finetune (train with a frozen backbone)")
+      ->capture_default_str();
+  app.add_option("--channels", a.channels, "Image channels (1: Fashion-MNIST, 3: RGB)")
+      ->capture_default_str()
+      ->check(CLI::Range(1L, 4L));
   app.add_option("--model", a.model, "Model name (models::model_names())")->capture_default_str();
   app.add_option("--precision", a.precision, "Convolutions and Linear in fp32, bf16 or fp16 (autocast)")
       ->capture_default_str()
@@ -75,14 +83,19 @@ void synchronize() {
 #endif
 }
 
-// Images per second over `steps` steps of `train` (or inference) mode.
+enum class Case { train, infer, finetune };
+
+// Images per second over `steps` steps of one case.
 template <class D>
-double bench(const Args& a, bool train) {
+double bench(const Args& a, Case c) {
+  const bool train = c != Case::infer;
   const rn::Precision precision = rn::parse_precision(a.precision, "--precision");
   const rn::Autocast autocast(precision);
   rn::manual_seed(0);
-  auto model = rn::models::create<float, D>(a.model, {.num_classes = 10, .in_channels = 1});
-  const auto x = rn::Tensor<float>::normal({a.batch, 1, a.size, a.size}, 0, 1).template to<D>();
+  auto model = rn::models::create<float, D>(a.model, {.num_classes = 10, .in_channels = a.channels});
+  if (c == Case::finetune) rn::models::freeze_backbone(*model);
+  model->set_input_grad_needed(false);
+  const auto x = rn::Tensor<float>::normal({a.batch, a.channels, a.size, a.size}, 0, 1).template to<D>();
   std::vector<std::int64_t> labels(static_cast<std::size_t>(a.batch));
   for (auto& l : labels) l = static_cast<std::int64_t>(rn::default_generator().uniform(0, 10)) % 10;
   const auto y = rn::Tensor<std::int64_t>::from_vector({a.batch}, labels).template to<D>();
@@ -139,13 +152,15 @@ void run(const Args& a, std::string precision) {
     const auto comma = rest.find(',');
     const std::string c = rest.substr(0, comma);
     rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
-    if (c != "train" && c != "infer") throw rn::ValueError("--cases: train and/or infer, got '" + c + "'");
-    const double r = bench<D>(a, c == "train");
+    if (c != "train" && c != "infer" && c != "finetune")
+      throw rn::ValueError("--cases: train, infer and/or finetune, got '" + c + "'");
+    const double r = bench<D>(a, c == "train" ? Case::train : c == "infer" ? Case::infer : Case::finetune);
     std::printf(
         "case=%s_%s batch=%ld size=%ldx%ld threads=%d imgs_per_s=%.1f peak_rss_mb=%.0f device=%s "
-        "precision=%s isa=%s%s\n",
+        "precision=%s isa=%s%s%s\n",
         case_model.c_str(), c.c_str(), a.batch, a.size, a.size, a.threads, r, peak_rss_mb(),
         std::string(D::name).c_str(), precision.c_str(), rn::cpu::isa_name(rn::cpu::isa()),
+        a.channels == 1 ? "" : (" channels=" + std::to_string(a.channels)).c_str(),
         a.deterministic ? " deterministic" : "");
     std::fflush(stdout);
   }

@@ -20,10 +20,12 @@
 
 #include "rescnn/data/image.hpp"
 #include "rescnn/data/image_codecs.hpp"
+#include "rescnn/data/image_loader.hpp"
 #include "rescnn/data/image_transforms.hpp"
 #include "support/golden.hpp"
 #include "support/netpbm.hpp"
 #include "support/skip.hpp"
+#include "support/temp_dir.hpp"
 
 namespace rn = rescnn;
 namespace fs = std::filesystem;
@@ -173,4 +175,39 @@ TEST_CASE("Real photographs decode as PIL decodes them and resize as torchvision
   }
   CHECK(photos == 8);
   CHECK(refused == 1);
+}
+
+TEST_CASE("A folder of real photographs loads through the training transform", "[image][codecs][photos]") {
+  const fs::path dir = photo_dir();
+  if (!fs::exists(dir / "astronaut.png"))
+    RESCNN_SKIP("no photographs in " << dir.string()
+                                     << ": install python3-skimage (bash scripts/install-deps.sh --with-photos)");
+  rn::testing::TempDir tmp("rescnn_photos");
+  const fs::path root = tmp.path / "photos";
+  // Two classes of real photographs, PNG and JPEG of every size, gray among them.
+  const std::vector<std::pair<std::string, std::string>> files{
+      {"animal", "chelsea.png"}, {"animal", "astronaut.png"}, {"animal", "camera.png"},
+      {"object", "coffee.png"},  {"object", "rocket.jpg"},    {"object", "hubble_deep_field.jpg"}};
+  for (const auto& [cls, name] : files) {
+    fs::create_directories(root / cls);
+    fs::copy_file(dir / name, root / cls / name);
+  }
+  auto folder = std::make_shared<const rn::data::ImageFolder>(root);
+  REQUIRE(folder->size() == 6);
+  rn::data::ImageFolderLoader loader(folder, {}, rn::data::train_transform(64),
+                                     {.batch_size = 4, .shuffle = true, .seed = 3, .workers = 2});
+  loader.start_epoch(0);
+  std::int64_t seen = 0;
+  while (auto batch = loader.next()) {
+    const auto n = batch->labels.numel();
+    CHECK(batch->images.shape() == rn::Shape{n, 3, 64, 64});
+    // ImageNet-normalised pixels of [0, 1] lie in [-2.12, 2.64].
+    std::size_t outside = 0;
+    for (const float v : batch->images.to_vector()) outside += !(v >= -2.12f && v <= 2.65f);
+    CHECK(outside == 0);
+    for (const auto label : batch->labels.to_vector()) CHECK((label == 0 || label == 1));
+    seen += n;
+  }
+  CHECK(seen == 6);
+  CHECK(folder->classes() == std::vector<std::string>{"animal", "object"});
 }

@@ -95,31 +95,63 @@ for p in "${patches[@]}"; do
 done
 compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
 [[ -x $compiler ]] || { echo "run.sh: no C++ compiler named in $build/CMakeCache.txt" >&2; exit 2; }
+# The source directory as DIR's flags spell it (the include flag rewritten below).
+source_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+[[ -n $source_dir && $(cd "$source_dir" 2>/dev/null && pwd -P) == $(pwd -P) ]] || {
+  echo "run.sh: $build was configured for the sources in '$source_dir', not this checkout ($root)" >&2
+  exit 2
+}
+shopt -u patsub_replacement 2>/dev/null || true  # bash 5.2: no '&' expansion in ${var//pattern/replacement}
+# Each mutant in a process group of its own (job control), so that an
+# interrupted run stops its compilers and test programs too.
+set -m
 
 logdir=$build/mutation
 rm -rf "$logdir"
 mkdir -p "$logdir"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/rescnn-mutation.XXXXXX")
-# On any exit: stop the mutants still running, then delete their copies.
-trap 'kill $(jobs -p) 2> /dev/null; wait; rm -rf "$scratch"' EXIT
-trap 'exit 130' INT TERM
+# On any exit: stop the mutants still running (their whole process
+# groups), then delete their copies.
+stop_mutants() {
+  local pid
+  for pid in $(jobs -p); do kill -- "-$pid" 2> /dev/null; done
+  set +m  # no "Done" lines for the jobs just stopped
+  wait 2> /dev/null
+  rm -rf "$scratch"
+}
+trap stop_mutants EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 jobs=${JOBS:-2}
+# Two test programs share the cores: OpenMP's threads must not spin while
+# they wait (only the speed changes, never the results).
+export OMP_WAIT_POLICY=passive
 
 # run_tests PATCH LOG BINDIR: runs every test line of PATCH with the
-# programs in BINDIR; 0 when all pass.
+# programs in BINDIR. 0 when all pass, 1 when one fails (or crashes), 2
+# when one could not run or ran out of time: that says nothing about the
+# patch, so it is never counted as a catch.
 run_tests() {
-  local line target spec status=0
+  local line target spec code status=0
   while IFS= read -r line; do
     target=${line%% *}
     spec=""
     [[ $line == *" "* ]] && spec=${line#* }
     echo "--- $target ${spec}" >> "$2"
+    [[ -x $3/$target ]] || { echo "run.sh: $3/$target was not built" >> "$2"; return 2; }
     # --warn NoTests: a spec that matches nothing fails (in the baseline).
+    # --foreground: timeout stays in the mutant's process group.
+    code=0
     if [[ -n $spec ]]; then
-      timeout 600 "$3/$target" --warn NoTests "$spec" >> "$2" 2>&1 || status=1
+      timeout --foreground 600 "$3/$target" --warn NoTests "$spec" >> "$2" 2>&1 || code=$?
     else
-      timeout 600 "$3/$target" --warn NoTests >> "$2" 2>&1 || status=1
+      timeout --foreground 600 "$3/$target" --warn NoTests >> "$2" 2>&1 || code=$?
     fi
+    case $code in
+      0) ;;
+      124 | 126 | 127) echo "run.sh: $target exited with $code (timed out or could not run)" >> "$2"; return 2 ;;
+      *) status=1 ;;
+    esac
   done < <(tests_of "$1")
   return $status
 }
@@ -142,12 +174,17 @@ build_private() {
   defines=$(make_var "$dir/flags.make" CXX_DEFINES)
   includes=$(make_var "$dir/flags.make" CXX_INCLUDES)
   flags=$(make_var "$dir/flags.make" CXX_FLAGS)
-  includes=${includes//-I$root\/include/-I$include_root\/include}
+  # Every rewrite must take effect, or the mutant would be built from the
+  # unpatched headers, or linked over DIR's own program.
+  local rewritten=${includes//"-I$source_dir/include"/"-I$include_root/include"}
+  [[ $rewritten != "$includes" ]] || { echo "run.sh: no -I$source_dir/include in $dir/flags.make" >> "$log"; return 1; }
   link=$(<"$dir/link.txt")
-  link=${link//CMakeFiles\/$target.dir\/$target.cpp.o/$out\/$target.o}
-  link=${link/ -o $target / -o $out\/$target }
+  link=${link//"CMakeFiles/$target.dir/$target.cpp.o"/"$out/$target.o"}
+  link=${link/" -o $target "/" -o $out/$target "}
+  [[ $link == *" $out/$target.o "* && $link == *" -o $out/$target "* ]] ||
+    { echo "run.sh: $dir/link.txt is not of the form this script rewrites: $link" >> "$log"; return 1; }
   # The flags are CMake's, already quoted for a shell.
-  eval "\"\$compiler\" $defines $includes $flags -o \"\$out/\$target.o\" -c \"\$root/tests/\$target.cpp\"" >> "$log" 2>&1 &&
+  eval "\"\$compiler\" $defines $rewritten $flags -o \"\$out/\$target.o\" -c \"\$root/tests/\$target.cpp\"" >> "$log" 2>&1 &&
     (cd "$build/tests" && eval "$link") >> "$log" 2>&1
 }
 
@@ -175,14 +212,18 @@ echo "::: baseline passed in $((SECONDS - start)) s"
 # mutant PATCH: builds and runs one mutant in its own scratch directory and
 # prints its one result line: caught, SURVIVED or BROKEN.
 mutant() {
-  local p=$1 name log t0=$SECONDS work target
+  local p=$1 name log t0=$SECONDS work target file status=0
   name=$(basename "$p" .patch)
   log=$logdir/$name.log
   work=$scratch/$name
+  file=$(file_of "$p")
   mkdir -p "$work"
   cp -r "$root/include" "$work/include"
-  if ! (cd "$work" && git apply "$root/$p") >> "$log" 2>&1; then
-    printf '%-9s %-36s does not apply to %s\n' "BROKEN" "$name" "$(file_of "$p")"
+  # A repository of its own, so git apply never resolves paths against a
+  # repository the scratch directory happens to lie in.
+  git init -q "$work"
+  if ! (cd "$work" && git apply "$root/$p") >> "$log" 2>&1 || cmp -s "$root/$file" "$work/$file"; then
+    printf '%-9s %-36s does not apply to %s\n' "BROKEN" "$name" "$file"
     rm -rf "$work"
     return
   fi
@@ -193,13 +234,27 @@ mutant() {
       return
     fi
   done
-  if run_tests "$p" "$log" "$work"; then
-    printf '%-9s %-36s %4d s  %s\n' "SURVIVED" "$name" "$((SECONDS - t0))" "$(why_of "$p")"
-  else
-    printf '%-9s %-36s %4d s  by %s\n' "caught" "$name" "$((SECONDS - t0))" "$(targets_of "$p" | tr '\n' ' ')"
-  fi
+  run_tests "$p" "$log" "$work" || status=$?
+  case $status in
+    0) printf '%-9s %-36s %4d s  %s\n' "SURVIVED" "$name" "$((SECONDS - t0))" "$(why_of "$p")" ;;
+    1) printf '%-9s %-36s %4d s  by %s\n' "caught" "$name" "$((SECONDS - t0))" "$(targets_of "$p" | tr '\n' ' ')" ;;
+    *) printf '%-9s %-36s a test timed out or could not run (see %s)\n' "BROKEN" "$name" "$log" ;;
+  esac
   rm -rf "$work"
 }
+
+# The control: one program built this script's way from an unpatched copy
+# must pass too, or every "caught" could be the build path's fault.
+control=$(echo "$all_targets" | head -1)
+mkdir -p "$scratch/control"
+cp -r "$root/include" "$scratch/control/include"
+printf '# test: %s\n' "$control" > "$scratch/control.spec"
+if ! build_private "$control" "$scratch/control" "$scratch/control" "$logdir/control.log" ||
+  ! run_tests "$scratch/control.spec" "$logdir/control.log" "$scratch/control"; then
+  echo "run.sh: $control, built from an unpatched copy of include/ as the mutants are, fails (see $logdir/control.log)" >&2
+  exit 1
+fi
+echo "::: control: $control built from a copy of include/ passes"
 
 results=$scratch/results
 : > "$results"
@@ -214,6 +269,11 @@ for p in "${patches[@]}"; do
 done
 wait
 
+# A mutant that left no line (killed) is broken too, by name.
+for p in "${patches[@]}"; do
+  name=$(basename "$p" .patch)
+  grep -q "^[A-Za-z]* *$name " "$results" || printf '%-9s %-36s left no result\n' "BROKEN" "$name" >> "$results"
+done
 caught=$(grep -c '^caught ' "$results")
 mapfile -t survived < <(grep '^SURVIVED ' "$results")
 mapfile -t broken < <(grep '^BROKEN ' "$results")

@@ -30,13 +30,17 @@ harnesses=(fuzz_idx fuzz_idx_gzip fuzz_safetensors fuzz_image)
 jobs=${JOBS:-2}
 throttle() { while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done; }
 
+# Each build leaves HARNESS.built on success; throttle's wait cannot keep
+# the exit statuses, and an old binary must never be fuzzed in a new one's place.
 for harness in "${harnesses[@]}"; do
+  rm -f "$out/$harness" "$out/$harness.built"
   throttle
-  "$cxx" "${flags[@]}" "fuzz/$harness.cpp" -o "$out/$harness" -lz -lpng -ljpeg &
+  { "$cxx" "${flags[@]}" "fuzz/$harness.cpp" -o "$out/$harness" -lz -lpng -ljpeg && touch "$out/$harness.built"; } &
 done
-build_status=0
-for pid in $(jobs -p); do wait "$pid" || build_status=1; done
-((build_status == 0)) || { echo "fuzz/run.sh: a harness does not build" >&2; exit 2; }
+wait
+for harness in "${harnesses[@]}"; do
+  [[ -f $out/$harness.built ]] || { echo "fuzz/run.sh: $harness does not build" >&2; exit 2; }
+done
 
 # fuzz_one HARNESS: runs it, prints its summary line, leaves "clean" or
 # "FAILED" in $out/HARNESS.result.

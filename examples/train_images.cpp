@@ -126,8 +126,11 @@ int train_on(const Flags& f) {
                           {"optimizer", f.optimizer},
                           {"schedule", f.schedule},
                           {"freeze_backbone", f.freeze_backbone ? "true" : "false"},
-                          {"backbone_lr_scale", rn::train::format_roundtrip(f.backbone_lr_scale)},
                           {"epochs", std::to_string(f.epochs)}};
+  // Recorded only when set, so checkpoints written before the flag existed
+  // still resume (a resume checks every setting recorded here).
+  if (f.backbone_lr_scale != 1)
+    options.run_settings["backbone_lr_scale"] = rn::train::format_roundtrip(f.backbone_lr_scale);
   rn::train::Trainer(options).fit(*model, *optimizer, data);
   const auto val = rn::train::evaluate(*model, data.test());
   std::cout << "val_acc=" << rn::train::format_fixed(val.accuracy, 4) << std::endl;

@@ -331,6 +331,22 @@ TEST_CASE("Without the bf16 level, bf16 autocast computes exactly fp32; fp16 on 
   cpu::set_max_isa(saved);
 }
 
+TEST_CASE("Programs asking for a precision the device lacks get an error naming the option and the device",
+          "[bf16][errors]") {
+  CHECK_THROWS_WITH(check_precision_supported<Cpu>(Precision::fp16, "--precision"),
+                    Catch::Contains("--precision fp16 runs on CUDA only; on the CPU use bf16"));
+  check_precision_supported<Cpu>(Precision::bf16, "--precision");  // fp32 where no engine: said on stderr
+  // The CUDA rule, as the device query feeds it: no bf16 before Ampere.
+  const auto v100 = detail::cuda_precision_problem(Precision::bf16, 7, 0, "Tesla V100-SXM2-16GB");
+  REQUIRE(v100.has_value());
+  CHECK(*v100 ==
+        "bf16 needs a GPU of compute capability 8.0 (Ampere) or newer; Tesla V100-SXM2-16GB is 7.0: use "
+        "fp16 or fp32");
+  CHECK_FALSE(detail::cuda_precision_problem(Precision::bf16, 8, 0, "A100").has_value());
+  CHECK_FALSE(detail::cuda_precision_problem(Precision::bf16, 9, 0, "H100").has_value());
+  CHECK_FALSE(detail::cuda_precision_problem(Precision::fp16, 7, 0, "V100").has_value());
+}
+
 // The whole model. bf16 keeps 8 significant bits: each rounding of an
 // operand errs by at most 2^-9 (0.2%) relative, and the independent errors
 // of a sum's terms largely cancel, so one layer's output errs by about 0.2%
@@ -357,22 +373,6 @@ TEST_CASE("Without the bf16 level, bf16 autocast computes exactly fp32; fp16 on 
 //
 // Every convolution wrong by a tap in every pair (tests/mutation 29) breaks
 // every bound many times over (50-190%).
-TEST_CASE("Programs asking for a precision the device lacks get an error naming the option and the device",
-          "[bf16][errors]") {
-  CHECK_THROWS_WITH(check_precision_supported<Cpu>(Precision::fp16, "--precision"),
-                    Catch::Contains("--precision fp16 runs on CUDA only; on the CPU use bf16"));
-  check_precision_supported<Cpu>(Precision::bf16, "--precision");  // fp32 where no engine: said on stderr
-  // The CUDA rule, as the device query feeds it: no bf16 before Ampere.
-  const auto v100 = detail::cuda_precision_problem(Precision::bf16, 7, 0, "Tesla V100-SXM2-16GB");
-  REQUIRE(v100.has_value());
-  CHECK(*v100 ==
-        "bf16 needs a GPU of compute capability 8.0 (Ampere) or newer; Tesla V100-SXM2-16GB is 7.0: use "
-        "fp16 or fp32");
-  CHECK_FALSE(detail::cuda_precision_problem(Precision::bf16, 8, 0, "A100").has_value());
-  CHECK_FALSE(detail::cuda_precision_problem(Precision::bf16, 9, 0, "H100").has_value());
-  CHECK_FALSE(detail::cuda_precision_problem(Precision::fp16, 7, 0, "V100").has_value());
-}
-
 TEST_CASE("resnet18 and resnet50 in bf16 agree with fp32 within bf16's rounding", "[bf16][models]") {
   FOR_EACH_BF16_ENGINE(engine) DYNAMIC_SECTION(cpu::bf16_engine_name(engine)) {
     const ScopedBf16Engine use(engine);

@@ -24,8 +24,9 @@
 // step, so a schedule moves all groups together (timm's "lr_scale"). A
 // PyTorch group written {'params': backbone, 'lr': 1e-3} beside lr=1e-2 is
 // lr_scale 0.1 here; the two agree for every schedule that multiplies the
-// base rate (all of ours; PyTorch's CosineAnnealingLR with eta_min > 0 and
-// OneCycleLR with one max_lr for all groups are where PyTorch differs).
+// base rate. They differ for CosineAnnealingLR with eta_min > 0 (a group
+// ends at lr_scale * eta_min here, at eta_min in PyTorch) and for PyTorch's
+// OneCycleLR given one max_lr for all groups (which erases the groups).
 #pragma once
 
 #include <algorithm>
@@ -151,8 +152,10 @@ class Optimizer {
           {group.name, params_.size(), params_.size() + group.params.size(), group.lr_scale, group.weight_decay});
       for (auto& entry : group.params) params_.push_back(std::move(entry));
     }
-    // A parameter in two places would be updated twice per step (PyTorch
-    // refuses the same).
+    // A parameter in two places would be updated twice per step. PyTorch
+    // refuses it across groups; within one list its named_parameters()
+    // has already dropped repeats (shared layers), which rescnn's
+    // Module::named_parameters() does not, so here both are an error.
     std::vector<std::pair<const ParameterT*, std::size_t>> seen;
     for (std::size_t i = 0; i < params_.size(); ++i) {
       const auto& [name, p] = params_[i];

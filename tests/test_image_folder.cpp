@@ -4,6 +4,8 @@
 // folder, an upper-case extension, files that are not images, and corrupt
 // files. Checked against torchvision's conventions: sorted classes and
 // class_to_idx, per-folder sorted files, exact PNG pixels.
+#include <zlib.h>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -19,6 +21,11 @@
 #include "rescnn/data/image_codecs.hpp"
 #include "rescnn/data/image_folder.hpp"
 #include "rescnn/data/image_loader.hpp"
+#include "rescnn/io/state_dict.hpp"
+#include "rescnn/models/models.hpp"
+#include "rescnn/models/transfer.hpp"
+#include "rescnn/optim/optim.hpp"
+#include "rescnn/train/train.hpp"
 #include "support/golden.hpp"
 #include "support/netpbm.hpp"
 #include "support/temp_dir.hpp"
@@ -257,4 +264,70 @@ TEST_CASE("ImageFolderLoader re-throws a worker's error at its batch, naming the
       {.batch_size = 32});
   unsized.start_epoch(0);
   CHECK_THROWS_WITH(unsized.next(), Catch::Contains("9_small.png") && Catch::Contains("one size"));
+}
+
+namespace {
+
+// A gzipped fixture, inflated into `to`.
+void gunzip(const fs::path& from, const fs::path& to) {
+  gzFile in = gzopen(from.string().c_str(), "rb");
+  REQUIRE(in != nullptr);
+  std::ofstream out(to, std::ios::binary);
+  std::vector<char> chunk(1 << 16);
+  int n = 0;
+  while ((n = gzread(in, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0) out.write(chunk.data(), n);
+  const bool clean = n == 0;
+  gzclose(in);
+  REQUIRE(clean);
+}
+
+}  // namespace
+
+TEST_CASE("A 2-class fine-tune from a torchvision-written resnet18 lowers the loss and keeps the backbone bit for bit",
+          "[image][folder][transfer]") {
+  rn::testing::TempDir tmp("rescnn_finetune");
+  // torchvision.models.resnet18()'s state dict, 1000 classes, written by
+  // PyTorch (tests/golden/make_transfer_golden.py).
+  const fs::path weights = tmp / "resnet18.safetensors";
+  gunzip(rn::testing::golden_dir() / "transfer__torchvision_resnet18.safetensors.gz", weights);
+  // Two classes of the Fashion-MNIST image folder, PNG and JPEG, as RGB.
+  const fs::path root = tmp / "two";
+  for (const char* cls : {"Ankle_boot", "Trouser"}) {
+    fs::create_directories(root / cls);
+    for (const auto& f : fs::directory_iterator(images_dir() / "fashion" / cls))
+      fs::copy_file(f.path(), root / cls / f.path().filename());
+  }
+  auto folder = std::make_shared<const rn::data::ImageFolder>(root);
+  REQUIRE(folder->size() == 16);
+  struct Data {
+    rn::data::ImageFolderLoader train_loader, test_loader;
+    rn::data::ImageFolderLoader& train() { return train_loader; }
+    rn::data::ImageFolderLoader& test() { return test_loader; }
+  } data{rn::data::ImageFolderLoader(folder, {}, rn::data::eval_transform(32), {.batch_size = 8, .shuffle = true}),
+         rn::data::ImageFolderLoader(folder, {}, rn::data::eval_transform(32), {.batch_size = 8})};
+
+  rn::manual_seed(4);
+  auto model = rn::models::create<float>("resnet18", {.num_classes = 2});
+  const auto report = rn::models::load_backbone(*model, weights);
+  INFO(report.summary());
+  CHECK(report.excluded == std::vector<std::string>{"fc.bias", "fc.weight"});
+  CHECK(report.missing.empty());
+  CHECK(report.unexpected.empty());
+  CHECK(rn::models::freeze_backbone(*model) == model->named_parameters().size() - 2);
+  const auto before = rn::io::state_dict(*model);
+  // The training loss (train mode, as the backbone's BatchNorm runs while
+  // fine-tuning) of the first epoch against the last.
+  rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01, .momentum = 0.9});
+  const auto history =
+      rn::train::Trainer({.max_epochs = 8, .progress = rn::train::ProgressMode::Silent, .log = nullptr})
+          .fit(*model, sgd, data);
+  REQUIRE(history.size() == 8);
+  INFO("train_loss " << history.epochs().front().train_loss << " -> " << history.back().train_loss);
+  CHECK(history.back().train_loss < 0.8 * history.epochs().front().train_loss);
+  const auto after = rn::io::state_dict(*model);
+  for (auto& [name, p] : model->named_parameters()) {
+    INFO(name);
+    const bool head = name.rfind("fc.", 0) == 0;
+    CHECK((before.record(name).bytes == after.record(name).bytes) != head);
+  }
 }

@@ -29,10 +29,9 @@
 // OneCycleLR given one max_lr for all groups (which erases the groups).
 #pragma once
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -133,9 +132,6 @@ class Optimizer {
   }
 
  protected:
-  Optimizer(NamedParameters params, double lr, const char* type)
-      : Optimizer(std::vector<Group>{Group{.params = std::move(params)}}, lr, type) {}
-
   Optimizer(std::vector<Group> groups, double lr, const char* type) {
     check<ValueError>(!groups.empty(), type, ": optimizer got no parameter groups");
     for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -156,21 +152,15 @@ class Optimizer {
     // refuses it across groups; within one list its named_parameters()
     // has already dropped repeats (shared layers), which rescnn's
     // Module::named_parameters() does not, so here both are an error.
-    std::vector<std::pair<const ParameterT*, std::size_t>> seen;
+    std::map<const ParameterT*, std::size_t> first_index;  // where each parameter was first given
     for (std::size_t i = 0; i < params_.size(); ++i) {
       const auto& [name, p] = params_[i];
       check<ValueError>(p != nullptr && p->defined(), type, ": parameter '", name, "' is null or undefined");
-      seen.emplace_back(p, i);
-    }
-    std::sort(seen.begin(), seen.end(), [](const auto& x, const auto& y) {
-      return std::less<const ParameterT*>{}(x.first, y.first) || (x.first == y.first && x.second < y.second);
-    });
-    for (std::size_t k = 1; k < seen.size(); ++k) {
-      if (seen[k].first != seen[k - 1].first) continue;
-      const std::string& first = params_[seen[k - 1].second].first;
-      const std::string& again = params_[seen[k].second].first;
-      fail<ValueError>(type, ": parameter '", first,
-                       first == again ? "' is given twice" : "' is also given as '" + again + "'",
+      const auto [it, first] = first_index.emplace(p, i);
+      if (first) continue;
+      const std::string& earlier = params_[it->second].first;
+      fail<ValueError>(type, ": parameter '", earlier,
+                       earlier == name ? "' is given twice" : "' is also given as '" + name + "'",
                        "; each parameter may appear only once (in one group)");
     }
     check<ValueError>(std::isfinite(lr) && lr >= 0, type, ": learning rate must be finite and >= 0, got ", lr);

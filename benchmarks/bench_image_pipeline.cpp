@@ -52,8 +52,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-void bench_pipeline(const Args& a) {
-  auto folder = std::make_shared<const rn::data::ImageFolder>(a.data);
+void bench_pipeline(const Args& a, const std::shared_ptr<const rn::data::ImageFolder>& folder) {
   rn::data::ImageFolderLoader loader(folder, {}, rn::data::train_transform(a.size),
                                      {.batch_size = a.batch, .shuffle = true, .seed = 0, .workers = a.workers});
   double checksum = 0;  // keeps the batches observable
@@ -96,8 +95,7 @@ void time_decoding(const std::string& kind, const std::string& library,
               rounds * pixels / s / 1e6, rounds * static_cast<double>(files.size()) / s, library.c_str());
 }
 
-void bench_decoding(const Args& a) {
-  const rn::data::ImageFolder folder(a.data);
+void bench_decoding(const rn::data::ImageFolder& folder) {
   for (const auto& [kind, files] : files_by_kind(folder)) {
     time_decoding(kind, kind == "jpeg" ? "libjpeg" : "libpng", files, [](const std::vector<std::uint8_t>& f) {
       const auto image = rn::data::decode_image(f, "bench", {.channels = 3});
@@ -130,8 +128,9 @@ int main(int argc, char** argv) {
   app.add_flag("--decode", a.decode, "Also time decoding alone (and stb_image's, where built with it)");
   CLI11_PARSE(app, argc, argv);
   try {
-    bench_pipeline(a);
-    if (a.decode) bench_decoding(a);
+    const auto folder = std::make_shared<const rn::data::ImageFolder>(a.data);  // scanned once for both
+    bench_pipeline(a, folder);
+    if (a.decode) bench_decoding(*folder);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_image_pipeline: %s\n", e.what());
     return 1;

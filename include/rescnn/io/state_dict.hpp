@@ -51,7 +51,7 @@ template <class T, class D>
 std::vector<std::pair<std::string, std::int64_t*>> batch_counters(nn::Module<T, D>& model) {
   std::vector<std::pair<std::string, std::int64_t*>> out;
   for_each_module(model, "", [&](const std::string& prefix, nn::Module<T, D>& m) {
-    if (auto* bn = dynamic_cast<nn::BatchNorm2d<T, D>*>(&m); bn && bn->options().track_running_stats)
+    if (auto* bn = dynamic_cast<nn::BatchNorm2d<T, D>*>(&m); bn && bn->options().track_running_stats && !bn->folded())
       out.emplace_back(prefix + "num_batches_tracked", &bn->num_batches_tracked);
   });
   return out;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "rescnn/nn/module.hpp"
@@ -56,8 +57,46 @@ class BatchNorm2d : public Module<T, D> {
 
   const BatchNorm2dOptions& options() const { return options_; }
 
+  // Eval mode as one affine map per channel, y = x * scale + shift, with
+  // scale = gamma / sqrt(running_var + eps), shift = beta - running_mean *
+  // scale (in double). Needs running statistics: without them eval mode
+  // normalises with the batch's own.
+  std::pair<std::vector<double>, std::vector<double>> eval_scale_shift() const {
+    check(!folded_ && options_.track_running_stats, "BatchNorm2d(", extra_repr(),
+          "): eval mode is an affine map only with running statistics (track_running_stats=True)");
+    const std::vector<T> mean = running_mean.to_vector(), var = running_var.to_vector();
+    const auto c = static_cast<std::size_t>(options_.num_features);
+    std::vector<T> gamma_v = options_.affine ? weight.value.to_vector() : std::vector<T>(c, T(1));
+    std::vector<T> beta_v = options_.affine ? bias.value.to_vector() : std::vector<T>(c, T(0));
+    std::vector<double> scale(c), shift(c);
+    for (std::size_t i = 0; i < c; ++i) {
+      scale[i] = static_cast<double>(gamma_v[i]) / std::sqrt(static_cast<double>(var[i]) + options_.eps);
+      shift[i] = static_cast<double>(beta_v[i]) - static_cast<double>(mean[i]) * scale[i];
+    }
+    return {std::move(scale), std::move(shift)};
+  }
+
+  // Marks this layer as folded into the convolution before it
+  // (fuse_conv_bn): it becomes an identity for inference, with no
+  // parameters or buffers left (its statistics live in the conv), and a
+  // training-mode forward is an error.
+  void mark_folded() {
+    folded_ = true;
+    weight = {};
+    bias = {};
+    running_mean = TensorT();
+    running_var = TensorT();
+  }
+  bool folded() const { return folded_; }
+
   TensorT forward(const TensorT& x) override {
     check_input(x.shape());
+    if (folded_) {
+      check(!this->is_training(), "BatchNorm2d(", options_.num_features,
+            ") was folded into the Conv2d before it (fuse_conv_bn): the model is for inference only; call eval(), "
+            "or train a model that was not folded");
+      return x.view();
+    }
     const T eps = static_cast<T>(options_.eps);
     const bool batch_stats = this->is_training() || !options_.track_running_stats;
     TensorT y;
@@ -80,6 +119,7 @@ class BatchNorm2d : public Module<T, D> {
   }
 
   TensorT backward(const TensorT& grad_output) override {
+    if (folded_) return grad_output.view();
     this->require_forward(input_);
     // Frozen (both affine parameters): their gradients are not accumulated.
     const bool affine_grads = options_.affine && (weight.requires_grad || bias.requires_grad);
@@ -95,9 +135,11 @@ class BatchNorm2d : public Module<T, D> {
     return input;
   }
 
-  std::string type_name() const override { return "BatchNorm2d"; }
+  // Folded: PyTorch's fusion leaves an Identity in the BatchNorm's place.
+  std::string type_name() const override { return folded_ ? "Identity" : "BatchNorm2d"; }
   std::string extra_repr() const override {
     std::ostringstream os;
+    if (folded_) return "";
     os << options_.num_features << ", eps=" << options_.eps << ", momentum=" << options_.momentum
        << ", affine=" << (options_.affine ? "True" : "False")
        << ", track_running_stats=" << (options_.track_running_stats ? "True" : "False");
@@ -125,6 +167,7 @@ class BatchNorm2d : public Module<T, D> {
   TensorT input_;
   ops::BatchNormSaved<T, D> saved_;
   bool used_batch_statistics_ = true;
+  bool folded_ = false;
 };
 
 }  // namespace rescnn::nn

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <vector>
 
 #include "rescnn/nn/init.hpp"
 #include "rescnn/nn/module.hpp"
@@ -63,6 +64,32 @@ class Conv2d : public Module<T, D> {
   }
 
   const Conv2dOptions& options() const { return options_; }
+
+  // Folds a per-output-channel affine map y -> y * scale[o] + shift[o] that
+  // follows this convolution into it (fuse_conv_bn, for an eval-mode
+  // BatchNorm): w[o] *= scale[o], b[o] = b[o] * scale[o] + shift[o]. A conv
+  // without a bias gains one ("conv1.bias"). Computed in double.
+  void fold_output_affine(const std::vector<double>& scale, const std::vector<double>& shift) {
+    const auto channels = static_cast<std::size_t>(options_.out_channels);
+    check(scale.size() == channels && shift.size() == channels, "Conv2d(", extra_repr(), ").fold_output_affine: got ",
+          scale.size(), " scales and ", shift.size(), " shifts for ", channels, " output channels");
+    std::vector<T> w = weight.value.to_vector();
+    const std::size_t per_channel = w.size() / channels;
+    for (std::size_t o = 0; o < channels; ++o)
+      for (std::size_t k = 0; k < per_channel; ++k) {
+        T& v = w[o * per_channel + k];
+        v = static_cast<T>(static_cast<double>(v) * scale[o]);
+      }
+    std::vector<T> b = options_.bias ? bias.value.to_vector() : std::vector<T>(channels, T(0));
+    for (std::size_t o = 0; o < channels; ++o) b[o] = static_cast<T>(static_cast<double>(b[o]) * scale[o] + shift[o]);
+    weight.reset(TensorT::from_vector(weight.value.shape(), w));
+    bias.reset(TensorT::from_vector({options_.out_channels}, b));
+    if (!options_.bias) {
+      options_.bias = true;
+      bias.requires_grad = weight.requires_grad;
+      this->register_parameter("bias", bias);
+    }
+  }
 
   TensorT forward(const TensorT& x) override {
     check_input(x.shape());

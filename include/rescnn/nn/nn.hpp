@@ -5,6 +5,7 @@
 #include "rescnn/nn/batchnorm2d.hpp"
 #include "rescnn/nn/blocks.hpp"
 #include "rescnn/nn/conv2d.hpp"
+#include "rescnn/nn/fuse.hpp"
 #include "rescnn/nn/init.hpp"
 #include "rescnn/nn/linear.hpp"
 #include "rescnn/nn/loss.hpp"

@@ -81,6 +81,8 @@ class MaxPool2d : public Module<T, D> {
     return s;
   }
 
+  const ops::Pool2dParams& params() const { return params_; }
+
  private:
   ops::Pool2dParams params_;
   Shape input_shape_;
@@ -116,6 +118,9 @@ class AvgPool2d : public Module<T, D> {
     return detail::pool_repr(params_) + (count_include_pad_ ? "" : ", count_include_pad=False");
   }
 
+  const ops::Pool2dParams& params() const { return params_; }
+  bool count_include_pad() const { return count_include_pad_; }
+
  private:
   ops::Pool2dParams params_;
   bool count_include_pad_;
@@ -150,6 +155,8 @@ class AdaptiveAvgPool2d : public Module<T, D> {
   }
   std::string type_name() const override { return "AdaptiveAvgPool2d"; }
   std::string extra_repr() const override { return "output_size=" + rescnn::detail::concat(output_size_); }
+
+  Size2 output_size() const { return output_size_; }
 
  private:
   Size2 output_size_;

@@ -85,6 +85,18 @@ class ResidualBlock : public Module<T, D> {
 
   std::string type_name() const override = 0;
 
+  // The wiring, read by passes over the computation (fuse_conv_bn,
+  // export_onnx): pre-stage (empty for post-activation blocks), branch,
+  // shortcut (null: identity), which input the shortcut reads, and whether
+  // a ReLU follows the sum.
+  Sequential<T, D>& pre() { return pre_; }
+  Sequential<T, D>& branch() { return branch_; }
+  const Sequential<T, D>& pre() const { return pre_; }
+  const Sequential<T, D>& branch() const { return branch_; }
+  const ModulePtr& shortcut() const { return shortcut_; }
+  bool shortcut_takes_pre_output() const { return shortcut_takes_pre_; }
+  bool post_relu() const { return post_relu_; }
+
  protected:
   // Wiring, called by the derived block's constructor after registering its
   // layers. `shortcut` null means identity.

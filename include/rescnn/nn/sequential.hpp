@@ -48,6 +48,8 @@ class Sequential : public Module<T, D> {
   }
 
   std::size_t size() const { return layers_.size(); }
+  // The layers in computation order (what fuse_conv_bn and export_onnx walk).
+  const std::vector<ModulePtr>& layers() const { return layers_; }
   Module<T, D>& operator[](std::size_t i) {
     check<ValueError>(i < layers_.size(), "Sequential: index ", i, " out of range for ", layers_.size(), " layers");
     return *layers_[i];

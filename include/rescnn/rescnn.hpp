@@ -10,6 +10,7 @@
 #include "rescnn/core/tensor.hpp"
 #include "rescnn/data/data.hpp"
 #include "rescnn/io/checkpoint.hpp"
+#include "rescnn/io/onnx.hpp"
 #include "rescnn/io/state_dict.hpp"
 #include "rescnn/models/models.hpp"
 #include "rescnn/nn/nn.hpp"

@@ -9,7 +9,9 @@
 // dynamic (dim_param "batch") and H, W those given, and one output "logits"
 // (batch, classes). The weights are initializers named as in the state
 // dict, which are torchvision's names ("layer1.0.conv1.weight",
-// "layer1.0.bn1.running_mean"), stored as float32 whatever T is.
+// "layer1.0.bn1.running_mean"), stored as float32 whatever T is. (A
+// BatchNorm2d with affine=False has no weight and bias; ONNX needs them, so
+// they are written as ones and zeros under the names they would have.)
 //
 // The export describes eval mode (as torch.onnx.export's default): a
 // BatchNorm2d becomes BatchNormalization with its running statistics, and
@@ -35,10 +37,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rescnn/core/error.hpp"
@@ -114,11 +118,18 @@ class GraphWriter {
  public:
   using ModuleT = nn::Module<T, D>;
 
-  GraphWriter(ModuleT& root, const OnnxExportOptions& options) : options_(options) { name_modules(root, ""); }
+  GraphWriter(ModuleT& root, const OnnxExportOptions& options) : options_(options) {
+    name_modules(root, "");
+    value_names_.insert(options_.input_name);  // no node output may take the graph's names
+    value_names_.insert(options_.output_name);
+  }
 
   // Emits `m` applied to value `x` of shape `shape`; returns its output.
   std::string emit(ModuleT& m, const std::string& x, const Shape& shape) {
     const std::string name = module_name(m);
+    // A tensor's state-dict name: "layer1.0.conv1.weight", or "weight" for
+    // a lone layer exported as the model.
+    const auto param = [&](const char* tensor) { return name.empty() ? std::string(tensor) : name + "." + tensor; };
     if (auto* block = dynamic_cast<nn::ResidualBlock<T, D>*>(&m)) return emit_block(*block, name, x, shape);
     if (auto* seq = dynamic_cast<nn::Sequential<T, D>*>(&m)) {
       std::string h = x;
@@ -131,8 +142,8 @@ class GraphWriter {
     }
     if (auto* conv = dynamic_cast<nn::Conv2d<T, D>*>(&m)) {
       const nn::Conv2dOptions& o = conv->options();
-      std::vector<std::string> inputs{x, initializer(name + ".weight", conv->weight.value)};
-      if (o.bias) inputs.push_back(initializer(name + ".bias", conv->bias.value));
+      std::vector<std::string> inputs{x, initializer(param("weight"), conv->weight.value)};
+      if (o.bias) inputs.push_back(initializer(param("bias"), conv->bias.value));
       return node(
           "Conv", name, inputs,
           {Attribute::integers("dilations", {o.dilation.h, o.dilation.w}), Attribute::integer("group", o.groups),
@@ -146,13 +157,13 @@ class GraphWriter {
       if (!o.track_running_stats)
         unsupported(m, name, "it normalises with the batch's statistics in eval mode (track_running_stats=False)");
       const index_t c = o.num_features;
-      const std::string scale = o.affine ? initializer(name + ".weight", bn->weight.value)
-                                         : initializer(name + ".weight", Tensor<T, D>::ones({c}));
-      const std::string bias = o.affine ? initializer(name + ".bias", bn->bias.value)
-                                        : initializer(name + ".bias", Tensor<T, D>::zeros({c}));
+      const std::string scale = o.affine ? initializer(param("weight"), bn->weight.value)
+                                         : initializer(param("weight"), Tensor<T, D>::ones({c}));
+      const std::string bias =
+          o.affine ? initializer(param("bias"), bn->bias.value) : initializer(param("bias"), Tensor<T, D>::zeros({c}));
       return node("BatchNormalization", name,
-                  {x, scale, bias, initializer(name + ".running_mean", bn->running_mean),
-                   initializer(name + ".running_var", bn->running_var)},
+                  {x, scale, bias, initializer(param("running_mean"), bn->running_mean),
+                   initializer(param("running_var"), bn->running_var)},
                   {Attribute::real("epsilon", static_cast<float>(o.eps)),
                    Attribute::real("momentum", static_cast<float>(1.0 - o.momentum))});
     }
@@ -187,8 +198,8 @@ class GraphWriter {
     }
     if (dynamic_cast<nn::Flatten<T, D>*>(&m)) return node("Flatten", name, {x}, {Attribute::integer("axis", 1)});
     if (auto* fc = dynamic_cast<nn::Linear<T, D>*>(&m)) {
-      std::vector<std::string> inputs{x, initializer(name + ".weight", fc->weight.value)};
-      if (fc->options().bias) inputs.push_back(initializer(name + ".bias", fc->bias.value));
+      std::vector<std::string> inputs{x, initializer(param("weight"), fc->weight.value)};
+      if (fc->options().bias) inputs.push_back(initializer(param("bias"), fc->bias.value));
       return node("Gemm", name, inputs, {Attribute::integer("transB", 1)});
     }
     if (dynamic_cast<nn::Identity<T, D>*>(&m)) return x;
@@ -205,6 +216,7 @@ class GraphWriter {
     for (const Node& n : nodes_) g.add_message(field::kGraphNode, n.message());
     g.add_string(field::kGraphName, options_.graph_name);
     for (const Message& t : initializers_) g.add_message(field::kGraphInitializer, t);
+    std::vector<Message>().swap(initializers_);  // the weights now live in g: free the first copy
     g.add_message(field::kGraphInput, value_info(options_.input_name, input_shape));
     g.add_message(field::kGraphOutput, value_info(options_.output_name, output_shape));
     return g;
@@ -337,7 +349,7 @@ std::string onnx_model_bytes(nn::Module<T, D>& model, const Shape& input_shape, 
       .add_string(field::kModelProducerName, "rescnn")
       .add_message(field::kModelGraph, writer.graph(last, input_shape, output_shape))
       .add_message(field::kModelOpsetImport, opset);
-  return onnx_model.bytes();
+  return std::move(onnx_model).take();
 }
 
 // Writes onnx_model_bytes(model, input_shape) to `path`, atomically: a

@@ -14,9 +14,9 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
-#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace rescnn::io::protobuf {
 
@@ -46,7 +46,9 @@ class Message {
   Message& add_string(int field, std::string_view text) { return add_bytes(field, text); }
   Message& add_message(int field, const Message& m) { return add_bytes(field, m.data_); }
 
-  const std::string& bytes() const { return data_; }
+  const std::string& bytes() const& { return data_; }
+  // The encoded bytes, moved out (a model's weights are most of them).
+  std::string take() && { return std::move(data_); }
   std::size_t size() const { return data_.size(); }
 
  private:

@@ -62,7 +62,9 @@ class BatchNorm2d : public Module<T, D> {
   // scale (in double). Needs running statistics: without them eval mode
   // normalises with the batch's own.
   std::pair<std::vector<double>, std::vector<double>> eval_scale_shift() const {
-    check(!folded_ && options_.track_running_stats, "BatchNorm2d(", extra_repr(),
+    check(!folded_, "BatchNorm2d(", options_.num_features,
+          ").eval_scale_shift: it is already folded into the Conv2d before it (fuse_conv_bn)");
+    check(options_.track_running_stats, "BatchNorm2d(", extra_repr(),
           "): eval mode is an affine map only with running statistics (track_running_stats=True)");
     const std::vector<T> mean = running_mean.to_vector(), var = running_var.to_vector();
     const auto c = static_cast<std::size_t>(options_.num_features);

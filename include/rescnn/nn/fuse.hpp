@@ -17,10 +17,16 @@
 //
 // The folded model is for inference only: the folded BatchNorms become
 // identities with no parameters (their type_name() is "Identity", as in
-// PyTorch's fused models), the convolutions gain biases, and train() mode
-// forward is an error naming the layer. Its state dict has the folded
-// names (conv1.bias, no bn1.*), so keep and load the unfolded weights, and
-// fold after loading.
+// PyTorch's fused models), the convolutions gain biases, and a train()
+// mode forward is an error saying the model was folded. Its state dict has
+// the folded names (conv1.bias, no bn1.*), so keep and load the unfolded
+// weights, and fold after loading.
+//
+// The pass reads the computation from the containers (Sequential,
+// ResidualBlock), as export_onnx does: a Sequential subclass whose forward
+// does something else than chain its layers, or one Conv2d instance used at
+// two places of a model, is not something it can fold correctly (the
+// family has neither).
 #pragma once
 
 #include <cstddef>

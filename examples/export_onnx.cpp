@@ -11,6 +11,7 @@
 // (nn/fuse.hpp): the same outputs, fewer nodes.
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -37,6 +38,14 @@ int main(int argc, char** argv) {
   app.add_flag("--fold", fold, "Fold the BatchNorms into the convolutions before exporting");
   CLI11_PARSE(app, argc, argv);
   return training_cli::report_errors("export_onnx", [&] {
+    // A slip of the keyboard must not replace the weights (or anything
+    // else that is not an ONNX file) with the export.
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    rn::check<rn::ValueError>(!fs::equivalent(output, weights, ec), "--output '", output,
+                              "' is the --weights file; the export would replace it");
+    rn::check<rn::ValueError>(!fs::exists(output, ec) || fs::path(output).extension() == ".onnx", "--output '", output,
+                              "' exists and is not an .onnx file; refusing to replace it");
     const auto trained = trained_model::load(model, weights);
     if (size == 0) size = trained.trained_size();
     if (fold) std::cerr << "folded " << rn::nn::fuse_conv_bn(*trained.model) << " BatchNorms\n";

@@ -89,8 +89,7 @@ rn::Tensor<float> preprocess(const std::string& path, const trained_model::Train
   if (image.height == size && image.width == size)
     std::copy(unit.begin(), unit.end(), x.data());
   else
-    rn::data::resize_bilinear(unit.data(), image.height, image.width, x.data(), size, size,
-                              t.setting("antialias") == "true");
+    rn::data::resize_bilinear(unit.data(), image.height, image.width, x.data(), size, size, /*antialias=*/false);
   if (t.setting("normalize") == "true") rn::data::normalize(x.data(), x.numel(), 0.2860f, 0.3530f);
   return x;
 }

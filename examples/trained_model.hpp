@@ -9,6 +9,8 @@
 // weights of another model are an error listing what does not match.
 #pragma once
 
+#include <charconv>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -36,9 +38,15 @@ struct TrainedModel {
   // (train_fashion_mnist) or --size (train_images), else 28 for a grey
   // model and 224 (ImageNet's) for an RGB one.
   std::int64_t trained_size() const {
-    const std::string recorded = setting(in_channels == 1 ? "resize" : "size");
-    if (!recorded.empty() && recorded != "0") return std::stoll(recorded);
-    return in_channels == 1 ? 28 : 224;
+    const std::string key = in_channels == 1 ? "resize" : "size";
+    const std::string recorded = setting(key);
+    if (recorded.empty() || recorded == "0") return in_channels == 1 ? 28 : 224;
+    std::int64_t size = 0;
+    const auto [end, ec] = std::from_chars(recorded.data(), recorded.data() + recorded.size(), size);
+    rn::check<rn::ValueError>(ec == std::errc() && end == recorded.data() + recorded.size() && size > 0,
+                              "the checkpoint's setting '", key, "' is '", recorded,
+                              "', not an image size; give --size");
+    return size;
   }
 };
 
@@ -55,7 +63,8 @@ inline TrainedModel load(std::string name, const std::filesystem::path& weights)
                               "' records no model (it is not a rescnn checkpoint); name it with --model");
   }
   // The shapes that tell the classes and channels, at the model's own names.
-  const auto probe = rn::models::create<float>(name);
+  // (One class: the probe is built only for its names, so keep it small.)
+  const auto probe = rn::models::create<float>(name, {.num_classes = 1});
   const std::string first = probe->named_parameters().front().first;
   const std::string head = rn::models::head_prefix(*probe) + "weight";
   for (const std::string& key : {first, head})

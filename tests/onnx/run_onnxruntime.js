@@ -1,7 +1,8 @@
 // node run_onnxruntime.js DIR — ONNX Runtime (npm onnxruntime-node, its CPU
 // provider) runs every file write_onnx_cases wrote, at batch 1 and 3, and
 // gives rescnn's logits to 1e-4. Where onnxruntime-node is not installed
-// (npm ci --ignore-scripts --prefix tests/onnx), it reports RESCNN-SKIPPED.
+// (npm ci --ignore-scripts --prefix tests/onnx), it reports RESCNN-SKIPPED,
+// or fails with RESCNN_REQUIRE_ONNX_RUNTIMES=1 (as CI sets it).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -12,8 +13,13 @@ let ort;
 try {
   ort = require('onnxruntime-node');
 } catch (e) {
-  console.log('RESCNN-SKIPPED: onnxruntime-node is not installed (npm ci --ignore-scripts --prefix tests/onnx): ' +
-              e.message.split('\n')[0]);
+  const reason = 'onnxruntime-node is not installed (npm ci --ignore-scripts --prefix tests/onnx): ' +
+                 e.message.split('\n')[0];
+  if (process.env.RESCNN_REQUIRE_ONNX_RUNTIMES === '1') {
+    console.error('RESCNN_REQUIRE_ONNX_RUNTIMES=1, but ' + reason);
+    process.exit(1);
+  }
+  console.log('RESCNN-SKIPPED: ' + reason);
   process.exit(0);
 }
 

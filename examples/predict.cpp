@@ -90,7 +90,8 @@ rn::Tensor<float> preprocess(const std::string& path, const trained_model::Train
     std::copy(unit.begin(), unit.end(), x.data());
   else
     rn::data::resize_bilinear(unit.data(), image.height, image.width, x.data(), size, size, /*antialias=*/false);
-  if (t.setting("normalize") == "true") rn::data::normalize(x.data(), x.numel(), 0.2860f, 0.3530f);
+  if (t.setting("normalize") == "true")
+    rn::data::normalize(x.data(), x.numel(), rn::data::kFashionMnistMean, rn::data::kFashionMnistStd);
   return x;
 }
 

@@ -62,15 +62,16 @@ int train_on(const Flags& f) {
   const rn::Precision precision = rn::parse_precision(f.precision, "--precision");
   rn::check_precision_supported<D>(precision, "--precision");
 
-  rn::data::FashionMNIST data(
-      {.root = f.data,
-       .batch_size = f.batch_size,
-       .resize = f.resize,
-       .augment = f.augment,
-       .normalize = f.normalize ? std::optional<std::pair<float, float>>({0.2860f, 0.3530f}) : std::nullopt,
-       .limit = f.limit,
-       .test_limit = f.test_limit,
-       .seed = f.seed});
+  rn::data::FashionMNIST data({.root = f.data,
+                               .batch_size = f.batch_size,
+                               .resize = f.resize,
+                               .augment = f.augment,
+                               .normalize = f.normalize ? std::optional<std::pair<float, float>>(
+                                                              {rn::data::kFashionMnistMean, rn::data::kFashionMnistStd})
+                                                        : std::nullopt,
+                               .limit = f.limit,
+                               .test_limit = f.test_limit,
+                               .seed = f.seed});
   auto model = rn::models::create<float, D>(f.model, {.num_classes = 10, .in_channels = 1});
   auto optimizer = make_optimizer(f, *model);
   const std::int64_t steps_per_epoch = data.train().num_batches();

@@ -26,6 +26,10 @@ namespace rescnn::data {
 inline constexpr std::array<std::string_view, 10> kFashionMnistClasses = {
     "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"};
 
+// The training images' pixel mean and standard deviation on [0, 1], which
+// train_fashion_mnist --normalize uses (and predict must use again).
+inline constexpr float kFashionMnistMean = 0.2860f, kFashionMnistStd = 0.3530f;
+
 // Grey images of one size with integer labels, kept as the file stores them
 // (uint8, 0..255); the loader converts batches to float.
 struct ImageSet {

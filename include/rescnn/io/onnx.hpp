@@ -109,6 +109,10 @@ struct Attribute {
     a.message.add_int(field::kAttrType, kAttrTypeInts);
     return a;
   }
+  // A window's (h, w) setting: kernel_shape, strides, dilations.
+  static Attribute hw(std::string_view name, Size2 s) { return integers(name, {s.h, s.w}); }
+  // rescnn pads both sides alike; ONNX lists the begins, then the ends.
+  static Attribute symmetric_pads(Size2 p) { return integers("pads", {p.h, p.w, p.h, p.w}); }
 };
 
 // Walks the computation of a model and writes its graph. Values are named
@@ -144,12 +148,10 @@ class GraphWriter {
       const nn::Conv2dOptions& o = conv->options();
       std::vector<std::string> inputs{x, initializer(param("weight"), conv->weight.value)};
       if (o.bias) inputs.push_back(initializer(param("bias"), conv->bias.value));
-      return node(
-          "Conv", name, inputs,
-          {Attribute::integers("dilations", {o.dilation.h, o.dilation.w}), Attribute::integer("group", o.groups),
-           Attribute::integers("kernel_shape", {o.kernel_size.h, o.kernel_size.w}),
-           Attribute::integers("pads", {o.padding.h, o.padding.w, o.padding.h, o.padding.w}),
-           Attribute::integers("strides", {o.stride.h, o.stride.w})});
+      return node("Conv", name, inputs,
+                  {Attribute::hw("dilations", o.dilation), Attribute::integer("group", o.groups),
+                   Attribute::hw("kernel_shape", o.kernel_size), Attribute::symmetric_pads(o.padding),
+                   Attribute::hw("strides", o.stride)});
     }
     if (auto* bn = dynamic_cast<nn::BatchNorm2d<T, D>*>(&m)) {
       if (bn->folded()) return x;
@@ -171,18 +173,15 @@ class GraphWriter {
     if (auto* pool = dynamic_cast<nn::MaxPool2d<T, D>*>(&m)) {
       const ops::Pool2dParams& p = pool->params();
       return node("MaxPool", name, {x},
-                  {Attribute::integers("dilations", {p.dilation.h, p.dilation.w}),
-                   Attribute::integers("kernel_shape", {p.kernel.h, p.kernel.w}),
-                   Attribute::integers("pads", {p.padding.h, p.padding.w, p.padding.h, p.padding.w}),
-                   Attribute::integers("strides", {p.stride.h, p.stride.w})});
+                  {Attribute::hw("dilations", p.dilation), Attribute::hw("kernel_shape", p.kernel),
+                   Attribute::symmetric_pads(p.padding), Attribute::hw("strides", p.stride)});
     }
     if (auto* pool = dynamic_cast<nn::AvgPool2d<T, D>*>(&m)) {
       const ops::Pool2dParams& p = pool->params();
       return node("AveragePool", name, {x},
                   {Attribute::integer("count_include_pad", pool->count_include_pad() ? 1 : 0),
-                   Attribute::integers("kernel_shape", {p.kernel.h, p.kernel.w}),
-                   Attribute::integers("pads", {p.padding.h, p.padding.w, p.padding.h, p.padding.w}),
-                   Attribute::integers("strides", {p.stride.h, p.stride.w})});
+                   Attribute::hw("kernel_shape", p.kernel), Attribute::symmetric_pads(p.padding),
+                   Attribute::hw("strides", p.stride)});
     }
     if (auto* pool = dynamic_cast<nn::AdaptiveAvgPool2d<T, D>*>(&m)) {
       const Size2 out = pool->output_size();

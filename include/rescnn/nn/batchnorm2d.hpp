@@ -9,6 +9,7 @@
 
 #include "rescnn/nn/module.hpp"
 #include "rescnn/ops/batchnorm.hpp"
+#include "rescnn/ops/sync_batchnorm.hpp"
 
 namespace rescnn::nn {
 
@@ -91,6 +92,16 @@ class BatchNorm2d : public Module<T, D> {
   }
   bool folded() const { return folded_; }
 
+  // Training-mode statistics over every rank of a data-parallel job
+  // (SyncBatchNorm, ops/sync_batchnorm.hpp): `allreduce` sums doubles over
+  // the ranks; every rank's layer must be synchronised alike, since each
+  // training forward and backward then issues one collective.
+  // dist::convert_sync_batchnorm sets it on a whole model; an empty
+  // function turns it off. Eval mode and the parameters are unchanged, so
+  // state dicts and checkpoints are those of BatchNorm2d.
+  void synchronize_statistics(ops::AllreduceSum allreduce) { sync_ = std::move(allreduce); }
+  bool synchronized() const { return static_cast<bool>(sync_); }
+
   TensorT forward(const TensorT& x) override {
     check_input(x.shape());
     if (folded_) {
@@ -105,8 +116,14 @@ class BatchNorm2d : public Module<T, D> {
     ops::BatchNormSaved<T, D> saved;
     if (batch_stats) {
       const bool update = this->is_training() && options_.track_running_stats;
-      y = ops::batchnorm_forward_train(x, gamma(), beta(), update ? &running_mean : nullptr,
-                                       update ? &running_var : nullptr, eps, static_cast<T>(options_.momentum), saved);
+      if (sync_ && this->is_training())
+        y = ops::sync_batchnorm_forward_train(x, gamma(), beta(), update ? &running_mean : nullptr,
+                                              update ? &running_var : nullptr, options_.eps, options_.momentum, sync_,
+                                              saved);
+      else
+        y = ops::batchnorm_forward_train(x, gamma(), beta(), update ? &running_mean : nullptr,
+                                         update ? &running_var : nullptr, eps, static_cast<T>(options_.momentum),
+                                         saved);
       if (update) ++num_batches_tracked;
     } else {
       y = ops::batchnorm_forward_eval(x, gamma(), beta(), running_mean, running_var, eps);
@@ -116,6 +133,7 @@ class BatchNorm2d : public Module<T, D> {
       input_ = x.view();
       saved_ = std::move(saved);
       used_batch_statistics_ = batch_stats;
+      used_synchronized_statistics_ = batch_stats && sync_ && this->is_training();
     }
     return y;
   }
@@ -125,8 +143,12 @@ class BatchNorm2d : public Module<T, D> {
     this->require_forward(input_);
     // Frozen (both affine parameters): their gradients are not accumulated.
     const bool affine_grads = options_.affine && (weight.requires_grad || bias.requires_grad);
-    TensorT dx = ops::batchnorm_backward(input_, grad_output, gamma(), saved_, used_batch_statistics_,
-                                         affine_grads ? &weight.grad : nullptr, affine_grads ? &bias.grad : nullptr);
+    TensorT dx =
+        used_synchronized_statistics_
+            ? ops::sync_batchnorm_backward(input_, grad_output, gamma(), saved_, sync_,
+                                           affine_grads ? &weight.grad : nullptr, affine_grads ? &bias.grad : nullptr)
+            : ops::batchnorm_backward(input_, grad_output, gamma(), saved_, used_batch_statistics_,
+                                      affine_grads ? &weight.grad : nullptr, affine_grads ? &bias.grad : nullptr);
     input_ = TensorT();
     saved_ = {};
     return dx;
@@ -138,7 +160,7 @@ class BatchNorm2d : public Module<T, D> {
   }
 
   // Folded: PyTorch's fusion leaves an Identity in the BatchNorm's place.
-  std::string type_name() const override { return folded_ ? "Identity" : "BatchNorm2d"; }
+  std::string type_name() const override { return folded_ ? "Identity" : sync_ ? "SyncBatchNorm" : "BatchNorm2d"; }
   std::string extra_repr() const override {
     std::ostringstream os;
     if (folded_) return "";
@@ -169,6 +191,8 @@ class BatchNorm2d : public Module<T, D> {
   TensorT input_;
   ops::BatchNormSaved<T, D> saved_;
   bool used_batch_statistics_ = true;
+  bool used_synchronized_statistics_ = false;
+  ops::AllreduceSum sync_;
   bool folded_ = false;
 };
 

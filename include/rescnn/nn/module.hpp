@@ -25,6 +25,7 @@
 // copyable nor movable; hold them by value or by shared_ptr.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -92,6 +93,26 @@ class Module {
   virtual std::string extra_repr() const { return {}; }
 
   TensorT operator()(const TensorT& x) { return forward(x); }
+
+  // Called on this thread after each child module's backward returns, when
+  // the gradients of that child's parameters are complete (each module runs
+  // once per forward in a tree). DistributedDataParallel starts a bucket's
+  // allreduce from here while the layers before it are still running
+  // backward (PyTorch's post-accumulate-grad hooks). One at a time; the
+  // guard restores the previous one.
+  using PostBackwardHook = std::function<void(Module&)>;
+  class PostBackwardHookGuard {
+   public:
+    explicit PostBackwardHookGuard(const PostBackwardHook& hook) : previous_(post_backward_hook()) {
+      post_backward_hook() = &hook;
+    }
+    ~PostBackwardHookGuard() { post_backward_hook() = previous_; }
+    PostBackwardHookGuard(const PostBackwardHookGuard&) = delete;
+    PostBackwardHookGuard& operator=(const PostBackwardHookGuard&) = delete;
+
+   private:
+    const PostBackwardHook* previous_;
+  };
 
   // Sets training mode on this module and all descendants.
   void train(bool mode = true) {
@@ -181,6 +202,7 @@ class Module {
     child.set_input_grad_needed(input_grad_needed);
     if (!input_grad_needed && !child.has_trainable_parameters()) return TensorT();
     TensorT dx = child.backward(g);
+    if (const PostBackwardHook* hook = post_backward_hook()) (*hook)(child);
     return input_grad_needed ? std::move(dx) : TensorT();
   }
 
@@ -193,6 +215,11 @@ class Module {
   void require_forward(const TensorT& cached) const { require_forward(cached.defined()); }
 
  private:
+  static const PostBackwardHook*& post_backward_hook() {
+    thread_local const PostBackwardHook* hook = nullptr;
+    return hook;
+  }
+
   void collect_parameters(const std::string& prefix, std::vector<std::pair<std::string, ParameterT*>>& out) {
     for (auto& [name, p] : parameters_)
       if (p->defined()) out.emplace_back(prefix + name, p);

@@ -11,7 +11,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake libeigen3-dev catch2 zlib1g-dev libcli11-dev libbenchmark-dev dataset-fashion-mnist
-  libpng-dev libjpeg-dev)
+  libpng-dev libjpeg-dev libopenmpi-dev openmpi-bin)
 
 with_onnx=0
 for arg in "$@"; do

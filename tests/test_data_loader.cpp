@@ -4,6 +4,7 @@
 // bundle on the installed data set.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -237,6 +238,62 @@ TEST_CASE("DataLoader resize and normalize match the transforms", "[data][loader
   REQUIRE(run_epoch(same, 0).images == run_epoch(native, 0).images);
 }
 
+TEST_CASE("Sharded loaders together serve the unsharded loader's global batches", "[data][loader][dist]") {
+  // 301 samples over 3 ranks: 1 dropped each epoch, the last global batch
+  // (300 - 2 * 144 = 12) partial; augmentation must follow the position.
+  const auto set = indexed_set(301, 12, 12);
+  const data::LoaderOptions base{.batch_size = 48,
+                                 .shuffle = true,
+                                 .seed = 5,
+                                 .resize = 16,
+                                 .crop_padding = 2,
+                                 .horizontal_flip = true,
+                                 .prefetch = 1};
+  data::LoaderOptions whole_options = base;
+  whole_options.batch_size = 3 * 48;
+  data::DataLoader whole(set, whole_options);
+  const Epoch reference = run_epoch(whole, 2);
+  std::vector<Epoch> ranks;
+  for (std::int64_t r = 0; r < 3; ++r) {
+    data::LoaderOptions o = base;
+    o.shard = {.rank = r, .world = 3};
+    data::DataLoader shard(set, o);
+    REQUIRE(shard.num_batches() == 3);
+    REQUIRE(shard.shard().world == 3);
+    ranks.push_back(run_epoch(shard, 2));
+    REQUIRE(ranks.back().batch_sizes == std::vector<index_t>{48, 48, 4});
+  }
+  // Global batch k of one process is the concatenation of every rank's batch k.
+  const std::size_t plane = 16 * 16;
+  std::size_t at = 0;
+  for (std::size_t k = 0; k < 3; ++k) {
+    for (std::size_t r = 0; r < 3; ++r) {
+      const std::size_t before = k == 0 ? 0 : 48 * k;
+      const std::size_t n = static_cast<std::size_t>(ranks[r].batch_sizes[k]);
+      for (std::size_t i = 0; i < n; ++i, ++at) {
+        REQUIRE(ranks[r].labels[before + i] == reference.labels[at]);
+        REQUIRE(std::equal(ranks[r].images.begin() + static_cast<std::ptrdiff_t>((before + i) * plane),
+                           ranks[r].images.begin() + static_cast<std::ptrdiff_t>((before + i + 1) * plane),
+                           reference.images.begin() + static_cast<std::ptrdiff_t>(at * plane)));
+      }
+    }
+  }
+  REQUIRE(at == 300);  // the permutation's last sample is the one dropped
+  REQUIRE(reference.labels.size() == 301);
+
+  // Evaluation shards: contiguous, in order, every sample exactly once.
+  std::vector<std::int64_t> seen;
+  for (std::int64_t r = 0; r < 3; ++r) {
+    data::DataLoader shard(set,
+                           {.batch_size = 40, .shard = {.rank = r, .world = 3, .mode = data::ShardMode::evaluation}});
+    const Epoch e = run_epoch(shard, 0);
+    seen.insert(seen.end(), e.labels.begin(), e.labels.end());
+  }
+  std::vector<std::int64_t> all(301);
+  std::iota(all.begin(), all.end(), 0);
+  REQUIRE(seen == all);
+}
+
 TEST_CASE("DataLoader restarts epochs mid-way and stops its thread cleanly", "[data][loader]") {
   const auto set = indexed_set(500, 8, 8);
   const data::LoaderOptions opt{
@@ -288,6 +345,8 @@ TEST_CASE("DataLoader validates its options and data", "[data][loader]") {
   REQUIRE_THROWS_WITH(make({.normalize = std::pair{INFINITY, 1.0f}}), Contains("normalize mean inf is not finite"));
   REQUIRE_THROWS_WITH(make({.crop_padding = -1}), Contains("crop_padding -1 is negative"));
   REQUIRE_THROWS_WITH(make({.prefetch = -1}), Contains("prefetch -1 is negative"));
+  REQUIRE_THROWS_WITH(make({.shard = {.rank = 2, .world = 2}}), Contains("rank 2 is outside a world of 2 processes"));
+  REQUIRE_THROWS_WITH(make({.shard = {.rank = 0, .world = 0}}), Contains("rank 0 is outside a world of 0 processes"));
 
   REQUIRE_THROWS_WITH(data::DataLoader(nullptr, {}), Contains("DataLoader: the image set is null"));
   auto bad = std::make_shared<data::ImageSet>(*set);

@@ -36,6 +36,10 @@ struct FashionMnistOptions {
   std::int64_t test_limit = 0;  // > 0: evaluate on the first `test_limit` test images (at most 10000)
   std::uint64_t seed = 0;       // shuffling and augmentation of the train loader
   int prefetch = 2;
+  // In a data-parallel job: this process's rank and the number of ranks.
+  // batch_size is then per rank; the train loader takes its slice of every
+  // global batch, the test loader a contiguous slice of the test set.
+  std::int64_t rank = 0, world = 1;
 };
 
 class FashionMNIST {
@@ -66,6 +70,7 @@ class FashionMNIST {
     l.antialias = o.antialias;
     l.normalize = o.normalize;
     l.prefetch = o.prefetch;
+    l.shard = {.rank = o.rank, .world = o.world, .mode = train ? ShardMode::training : ShardMode::evaluation};
     if (train && o.augment) {
       l.crop_padding = augment_padding(o.resize > 0 ? o.resize : 28);
       l.horizontal_flip = true;

@@ -44,6 +44,7 @@
 #include "rescnn/core/error.hpp"
 #include "rescnn/core/rng.hpp"
 #include "rescnn/core/tensor.hpp"
+#include "rescnn/data/distributed_sampler.hpp"
 #include "rescnn/data/fashion_mnist.hpp"
 #include "rescnn/data/transforms.hpp"
 
@@ -66,6 +67,9 @@ struct LoaderOptions {
   std::int64_t crop_padding = 0;  // > 0: random crop with this zero padding (augmentation)
   bool horizontal_flip = false;   // flip with probability 0.5 (augmentation)
   int prefetch = 2;               // batches prepared ahead on the background thread; 0 = synchronous
+  // In a data-parallel job, the part of each epoch this rank loads
+  // (data/distributed_sampler.hpp); batch_size is then the per-rank batch.
+  Shard shard{};
 };
 
 namespace detail {
@@ -118,16 +122,20 @@ class DataLoader {
     // Resizing to the same size is exactly the identity in PyTorch too.
     if (out_h_ != set_->height || out_w_ != set_->width)
       resize_.emplace(set_->height, set_->width, out_h_, out_w_, opt_.antialias);
-    const std::int64_t bs = opt_.batch_size;
-    num_batches_ = opt_.drop_last ? set_->size() / bs : (set_->size() + bs - 1) / bs;
+    const Shard& sh = opt_.shard;
+    batches_ = sh.mode == ShardMode::training
+                   ? training_batch_ranges(set_->size(), opt_.batch_size, sh.world, sh.rank, opt_.drop_last)
+                   : evaluation_batch_ranges(set_->size(), opt_.batch_size, sh.world, sh.rank, opt_.drop_last);
+    num_batches_ = static_cast<std::int64_t>(batches_.size());
   }
 
   ~DataLoader() { stop(); }
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
 
-  std::int64_t num_samples() const { return set_->size(); }
-  std::int64_t num_batches() const { return num_batches_; }
+  std::int64_t num_samples() const { return set_->size(); }  // the whole set, every rank's shard included
+  std::int64_t num_batches() const { return num_batches_; }  // this rank's, per epoch
+  const Shard& shard() const { return opt_.shard; }
   const LoaderOptions& options() const { return opt_; }
   std::int64_t image_height() const { return out_h_; }  // after resize
   std::int64_t image_width() const { return out_w_; }
@@ -192,8 +200,8 @@ class DataLoader {
   Batch make_batch(std::int64_t b) const {
     check(started_, "DataLoader::make_batch: no epoch started");
     check(b >= 0 && b < num_batches_, "DataLoader::make_batch: batch ", b, " is outside 0..", num_batches_ - 1);
-    const std::int64_t first = b * opt_.batch_size;
-    const std::int64_t n = std::min(opt_.batch_size, set_->size() - first);
+    const std::int64_t first = batches_[static_cast<std::size_t>(b)].begin;
+    const std::int64_t n = batches_[static_cast<std::size_t>(b)].size();
     const std::int64_t in_plane = set_->height * set_->width, out_plane = out_h_ * out_w_;
     Batch batch;
     batch.index = b;
@@ -268,6 +276,7 @@ class DataLoader {
   LoaderOptions opt_;
   std::int64_t out_h_ = 0, out_w_ = 0;
   std::optional<BilinearResize> resize_;
+  std::vector<PositionRange> batches_;  // of every epoch, as positions in its order
   std::int64_t num_batches_ = 0;
 
   // The current epoch; written only while no producer runs.

@@ -421,6 +421,17 @@ TEST_CASE("Resuming refuses a checkpoint written with other settings", "[trainer
   rn::optim::Adam<float> adam(model->named_parameters(), {});
   REQUIRE_THROWS_WITH(rn::train::Trainer(options).fit(*model, adam, data),
                       Catch::Contains("it holds SGD state, but the optimizer is Adam"));
+  // A checkpoint of a 2-process data-parallel run needs 2 processes.
+  {
+    rn::io::CheckpointInfo info;
+    info.epoch = 1;
+    info.extra = {{"model", "small"}, {"steps_per_epoch", "2"}, {"world_size", "2"}};
+    rn::io::save_checkpoint(tmp / "two.safetensors", *model, sgd, info);
+    auto two = options;
+    two.checkpoint = tmp / "two.safetensors";
+    REQUIRE_THROWS_WITH(rn::train::Trainer(two).fit(*model, sgd, data),
+                        Catch::Contains("it was written by a run of 2 process(es), this run has 1"));
+  }
   // Resume with no checkpoint on disk yet starts from scratch.
   options.checkpoint = tmp / "fresh.safetensors";
   REQUIRE(rn::train::Trainer(options).fit(*model, sgd, data).size() == 2);
@@ -442,6 +453,15 @@ TEST_CASE("Outputs that cannot be written fail before training starts", "[traine
                           .fit(*model, sgd, data),
                       Catch::Contains("cannot write the plot") && Catch::Contains("it is a directory"));
   REQUIRE(steps == 0);
+}
+
+TEST_CASE("Loaders sharded for another world size are refused", "[trainer][errors][dist]") {
+  SmallFashionMnist data(64, 32, {.batch_size = 16, .shard = {.rank = 0, .world = 2}});
+  auto model = small_model();
+  rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01});
+  REQUIRE_THROWS_AS(rn::train::Trainer({.max_epochs = 1, .log = nullptr}).fit(*model, sgd, data), rn::dist::DistError);
+  REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .log = nullptr}).fit(*model, sgd, data),
+                      Catch::Contains("the training loader is sharded for 2 process(es), the process group has 1"));
 }
 
 TEST_CASE("Trainer options are validated", "[trainer][errors]") {

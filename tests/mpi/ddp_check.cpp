@@ -7,6 +7,8 @@
 //   mpirun -np 2 ddp_check no_sync       # accumulation under no_sync, then one reduction
 //   mpirun -np 2 ddp_check fault         # rank 1 throws at step 3: the job stops naming it
 //   mpirun -np 2 ddp_check hang          # rank 1 stops issuing collectives: rank 0 times out
+//   mpirun -np 2 ddp_check trainer DIR   # the Trainer: 2 ranks == 1 process; resume bitwise
+//   mpirun -np 2 ddp_check trainer_fault # the Trainer: rank 1 throws mid-epoch
 //
 // Every rank trains the distributed model on its shard and, beside it, a
 // single-process reference on the whole global batch, and compares: per-step
@@ -15,6 +17,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <numeric>
@@ -278,6 +282,119 @@ int fault(const std::shared_ptr<rn::dist::ProcessGroup>& world, bool hang) {
   return 0;
 }
 
+// ---- the Trainer under mpirun ----------------------------------------------
+
+// A small data set as Fashion-MNIST's loaders would serve it: 8x8 images,
+// the training loader shuffled and augmented (so that the position-keyed
+// augmentation is checked across ranks), both sharded over `world`.
+struct ShardedData {
+  rn::data::DataLoader train_loader, test_loader;
+  ShardedData(std::int64_t per_rank_batch, std::int64_t rank, std::int64_t world)
+      : train_loader(make_set(96, 21), {.batch_size = per_rank_batch,
+                                        .shuffle = true,
+                                        .seed = 3,
+                                        .crop_padding = 1,
+                                        .horizontal_flip = true,
+                                        .shard = {.rank = rank, .world = world}}),
+        test_loader(make_set(41, 22),
+                    {.batch_size = per_rank_batch,
+                     .shard = {.rank = rank, .world = world, .mode = rn::data::ShardMode::evaluation}}) {}
+  rn::data::DataLoader& train() { return train_loader; }
+  rn::data::DataLoader& test() { return test_loader; }
+
+  static std::shared_ptr<const rn::data::ImageSet> make_set(std::int64_t n, std::uint64_t seed) {
+    rn::Generator gen(seed);
+    auto set = std::make_shared<rn::data::ImageSet>();
+    set->height = set->width = 8;
+    for (std::int64_t i = 0; i < n * kPixels; ++i)
+      set->pixels.push_back(static_cast<std::uint8_t>(gen.uniform_int(256)));
+    for (std::int64_t i = 0; i < n; ++i) set->labels.push_back(static_cast<std::int64_t>(gen.uniform_int(3)));
+    return set;
+  }
+};
+
+struct TrainerRun {
+  std::shared_ptr<Model> model;
+  rn::train::History history;
+};
+
+// `epochs` epochs of the Trainer over `group` (global batch 16), resuming
+// from `checkpoint` when asked.
+TrainerRun train_with_trainer(const std::shared_ptr<rn::dist::ProcessGroup>& group, std::int64_t epochs,
+                              const std::string& checkpoint, bool resume,
+                              std::function<void(std::int64_t, std::int64_t, double)> on_step = {}) {
+  const int w = group->size();
+  ShardedData data(16 / w, group->rank(), w);
+  TrainerRun run{make_model(11), {}};
+  if (w > 1) rn::dist::convert_sync_batchnorm(*run.model, group);
+  rn::optim::SGD<float> optimizer(run.model->named_parameters(), sgd_options());
+  rn::train::Trainer trainer({.max_epochs = epochs,
+                              .checkpoint = checkpoint,
+                              .resume = resume,
+                              .progress = rn::train::ProgressMode::Silent,
+                              .log = nullptr,
+                              .on_step = std::move(on_step),
+                              .process_group = group});
+  run.history = trainer.fit(*run.model, optimizer, data);
+  return run;
+}
+
+bool bitwise_equal(Model& a, Model& b) {
+  auto pa = a.named_parameters(), pb = b.named_parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i)
+    if (pa[i].second->value.to_vector() != pb[i].second->value.to_vector()) return false;
+  auto ba = a.named_buffers(), bb = b.named_buffers();
+  for (std::size_t i = 0; i < ba.size(); ++i)
+    if (ba[i].second->to_vector() != bb[i].second->to_vector()) return false;
+  return true;
+}
+
+// The Trainer on 2 ranks with SyncBatchNorm reproduces one process with the
+// global batch (losses, validation, parameters within 1e-5), and a 2-rank
+// run resumed from its epoch-1 checkpoint is bit for bit the uninterrupted one.
+int trainer(const std::shared_ptr<rn::dist::ProcessGroup>& world, const std::string& dir) {
+  expect(!dir.empty(), "a directory for the checkpoints");
+  const auto alone = train_with_trainer(std::make_shared<rn::dist::LocalProcessGroup>(), 3, "", false);
+  const auto whole = train_with_trainer(world, 3, dir + "/whole.safetensors", false);
+  double worst = 0;
+  for (std::size_t e = 0; e < 3; ++e) {
+    const auto &a = alone.history.epochs()[e], &d = whole.history.epochs()[e];
+    for (const auto& [x, y] : {std::pair{d.train_loss, a.train_loss}, {d.val_loss, a.val_loss}})
+      worst = std::max(worst, relative(x, y));
+    expect(d.val_acc == a.val_acc && d.train_acc == a.train_acc, "accuracies match the single process");
+  }
+  expect(worst <= kTolerance, "Trainer losses differ from the single process by " + std::to_string(worst));
+  const double params = parameter_difference(*whole.model, *alone.model);
+  expect(params <= kTolerance, "Trainer parameters differ from the single process by " + std::to_string(params));
+
+  const std::string part = dir + "/part.safetensors";
+  if (world->is_main()) std::filesystem::remove(part);
+  world->barrier();
+  (void)train_with_trainer(world, 1, part, true);
+  world->barrier();  // rank 0 has written the checkpoint
+  const auto resumed = train_with_trainer(world, 3, part, true);
+  expect(resumed.history.size() == 3, "the resumed history has 3 epochs");
+  for (std::size_t e = 0; e < 3; ++e) {
+    const auto &a = whole.history.epochs()[e], &r = resumed.history.epochs()[e];
+    expect(a.train_loss == r.train_loss && a.val_loss == r.val_loss && a.val_acc == r.val_acc,
+           "epoch " + std::to_string(e + 1) + " of the resumed run is bitwise the uninterrupted one");
+  }
+  expect(bitwise_equal(*resumed.model, *whole.model), "resumed weights are bitwise the uninterrupted ones");
+  if (world->is_main())
+    std::printf("PASS trainer: 2 ranks vs 1 process: losses %.2e, parameters %.2e; resume after epoch 1 bitwise\n",
+                worst, params);
+  return 0;
+}
+
+// Rank 1's step callback throws in the middle of epoch 1.
+int trainer_fault(const std::shared_ptr<rn::dist::ProcessGroup>& world) {
+  const int rank = world->rank();
+  (void)train_with_trainer(world, 2, "", false, [rank](std::int64_t, std::int64_t step, double) {
+    if (rank == 1 && step == 3) throw std::runtime_error("injected fault at step 3");
+  });
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -290,6 +407,8 @@ int main(int argc, char** argv) {
     if (what == "no_sync") return no_sync(world);
     if (what == "fault") return fault(world, false);
     if (what == "hang") return fault(world, true);
+    if (what == "trainer") return trainer(world, argc > 2 ? argv[2] : "");
+    if (what == "trainer_fault") return trainer_fault(world);
     std::cerr << "ddp_check: unknown case '" << what << "'\n";
     return 2;
   } catch (const std::exception& e) {

@@ -25,8 +25,26 @@
 // on the scaled loss gradient and a step whose gradients overflowed is
 // skipped, as torch.cuda.amp.GradScaler does; the epoch's skipped steps are
 // counted in one log line after the epoch line.
+//
+// Data-parallel (TrainerOptions::process_group with several ranks, launched
+// by mpirun; dist/process_group.hpp): every rank runs fit with its shard of
+// the data (the loaders' LoaderOptions::shard must match the group), and the
+// trainer attaches a GradientReducer (dist/ddp.hpp) to the model, so the
+// gradients are averaged during backward. Losses and accuracies are summed
+// over the ranks every step (so every rank sees the same global loss and
+// stops together if it diverges) and validation is reduced, so the metrics
+// are the single-process ones for the global batch. Only rank 0 draws the
+// bar, writes the log, CSV, plot and checkpoint; the checkpoint records the
+// world size, and resuming needs the same one. Every rank reads the
+// checkpoint when resuming (on several hosts: a shared file system, or a
+// copy on each host); whether it exists must agree across the ranks. An
+// exception on one rank leaves the others waiting in their next collective:
+// catch it and call ProcessGroup::abort_job, which stops the job naming the
+// rank (the examples do); a rank that dies or stalls is reported by its
+// peers' collective timeout.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -37,9 +55,14 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <system_error>
 
 #include "rescnn/core/precision.hpp"
+#include "rescnn/dist/ddp.hpp"
+#include "rescnn/dist/process_group.hpp"
+#include "rescnn/dist/sync_batchnorm.hpp"
 #include "rescnn/io/checkpoint.hpp"
 #include "rescnn/nn/loss.hpp"
 #include "rescnn/nn/module.hpp"
@@ -93,6 +116,9 @@ struct TrainerOptions {
   // Entries stored in checkpoints that a resumed run must match (the
   // example stores its model and data settings); a mismatch is a ValueError.
   std::map<std::string, std::string> run_settings{};
+  // The ranks of a data-parallel job (dist::init()); null or a one-process
+  // group: this process trains alone.
+  std::shared_ptr<dist::ProcessGroup> process_group{};
 };
 
 // The loss scaling a fit runs with (TrainerOptions::loss_scaling).
@@ -111,10 +137,42 @@ struct EvalResult {
   std::int64_t samples = 0;
 };
 
+namespace detail {
+
+// Sums `values` over the ranks of `group` (none: unchanged).
+template <class D>
+void sum_over_ranks(const std::shared_ptr<dist::ProcessGroup>& group, std::span<double> values) {
+  if (group && group->size() > 1) dist::host_allreduce_sum<D>(group)(values);
+}
+
+// The number of ranks a loader's shard was cut for (1 for a loader that
+// cannot be sharded).
+template <class Loader>
+std::int64_t shard_world(const Loader& loader) {
+  if constexpr (requires { loader.shard().world; })
+    return loader.shard().world;
+  else
+    return 1;
+}
+
+template <class Loader>
+void check_sharded_for(const Loader& loader, const std::shared_ptr<dist::ProcessGroup>& group, const char* which) {
+  const std::int64_t world = group ? group->size() : 1;
+  check<dist::DistError>(shard_world(loader) == world, "Trainer: the ", which, " loader is sharded for ",
+                         shard_world(loader), " process(es), the process group has ", world,
+                         " (set LoaderOptions::shard, or FashionMnistOptions rank and world, from the group)");
+}
+
+}  // namespace detail
+
 // Mean cross-entropy and accuracy of `model` over `loader` (epoch 0 order),
 // in eval mode and without recording gradients; restores the mode after.
+// With a process group each rank evaluates its shard of the loader and the
+// sums are reduced, so every rank returns the metrics of the whole set.
 template <class T, class D, class Loader>
-EvalResult evaluate(nn::Module<T, D>& model, Loader& loader) {
+EvalResult evaluate(nn::Module<T, D>& model, Loader& loader,
+                    const std::shared_ptr<dist::ProcessGroup>& group = nullptr) {
+  detail::check_sharded_for(loader, group, "evaluation");
   const bool was_training = model.is_training();
   model.eval();
   nn::NoGradGuard no_grad;
@@ -131,9 +189,11 @@ EvalResult evaluate(nn::Module<T, D>& model, Loader& loader) {
     samples += n;
   }
   model.train(was_training);
-  check<ValueError>(samples > 0, "evaluate: the loader produced no samples");
-  return {loss_sum / static_cast<double>(samples), static_cast<double>(correct) / static_cast<double>(samples),
-          samples};
+  std::array<double, 3> sums{loss_sum, static_cast<double>(correct), static_cast<double>(samples)};
+  detail::sum_over_ranks<D>(group, sums);
+  const auto total = static_cast<std::int64_t>(sums[2]);
+  check<ValueError>(total > 0, "evaluate: the loader produced no samples");
+  return {sums[0] / sums[2], sums[1] / sums[2], total};
 }
 
 class Trainer {
@@ -149,6 +209,11 @@ class Trainer {
   History fit(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, Data& data) {
     auto& train_loader = data.train();
     auto& test_loader = data.test();
+    const auto& group = options_.process_group;
+    const bool distributed = group && group->size() > 1;
+    const bool main_rank = !group || group->is_main();
+    detail::check_sharded_for(train_loader, group, "training");
+    detail::check_sharded_for(test_loader, group, "evaluation");
     const std::int64_t steps_per_epoch = train_loader.num_batches();
     check<ValueError>(steps_per_epoch >= 1, "Trainer: the training loader has no batches");
 
@@ -162,19 +227,25 @@ class Trainer {
     } input_grad_scope{model, model.input_grad_needed()};
     model.set_input_grad_needed(false);
     optim::GradScaler<T, D> scaler(effective_loss_scaling(options_));
-    check_writable(options_.metrics_csv, "metrics CSV");
-    check_writable(options_.plot_svg, "plot");
-    check_writable(options_.checkpoint, "checkpoint");
+    if (main_rank) {  // only rank 0 writes them
+      check_writable(options_.metrics_csv, "metrics CSV");
+      check_writable(options_.plot_svg, "plot");
+      check_writable(options_.checkpoint, "checkpoint");
+    }
 
     History history;
     std::int64_t first_epoch = 1;
-    if (options_.resume && std::filesystem::exists(options_.checkpoint)) {
+    if (options_.resume && checkpoint_exists<D>()) {
       history = resume(model, optimizer, scaler, steps_per_epoch);
       first_epoch = history.empty() ? 1 : history.back().epoch + 1;
     }
+    // After resuming, so that rank 0's broadcast carries the loaded state
+    // (which every rank read anyway).
+    std::optional<dist::GradientReducer<T, D>> reducer;
+    if (distributed) reducer.emplace(model, group);
 
-    const bool bar_on =
-        options_.progress == ProgressMode::Bar || (options_.progress == ProgressMode::Auto && is_terminal(stderr));
+    const bool bar_on = main_rank && (options_.progress == ProgressMode::Bar ||
+                                      (options_.progress == ProgressMode::Auto && is_terminal(stderr)));
     ProgressBar bar(stderr, bar_on);
     nn::CrossEntropyLoss<T, D> criterion;
     using Clock = std::chrono::steady_clock;
@@ -195,8 +266,15 @@ class Trainer {
         // The batch comes from the loader on the host; on a GPU the upload is
         // asynchronous and ordered before the kernels that read it.
         const auto labels = batch->labels.template to<D>();
+        if (reducer) reducer->before_forward();
         const auto logits = model.forward(batch->images.template to<D>());
-        const double loss = static_cast<double>(criterion(logits, labels));
+        // This step's loss and correct count over the global batch: the
+        // local sums, reduced over the ranks.
+        std::array<double, 3> step_sums{static_cast<double>(criterion(logits, labels)) * labels.numel(),
+                                        static_cast<double>(ops::count_correct(logits, labels)),
+                                        static_cast<double>(labels.numel())};
+        detail::sum_over_ranks<D>(group, step_sums);
+        const double loss = step_sums[0] / step_sums[2];
         if (!std::isfinite(loss)) {
           bar.finish();
           throw TrainingDiverged(rescnn::detail::concat(
@@ -209,14 +287,17 @@ class Trainer {
                   ? std::string()
                   : "; the last checkpoint '" + options_.checkpoint.string() + "' holds the last good state"));
         }
-        model.backward(scaler.scale(criterion.backward()));
+        const auto grad_logits = scaler.scale(criterion.backward());
+        if (reducer)
+          reducer->backward(grad_logits);  // the gradients averaged over the ranks
+        else
+          model.backward(grad_logits);
         if (!scaler.step(optimizer)) ++skipped_steps;  // a gradient overflowed: no update
         scaler.update();
 
-        const std::int64_t n = labels.numel();
-        loss_sum += loss * static_cast<double>(n);
-        correct += ops::count_correct(logits, labels);
-        samples += n;
+        loss_sum += step_sums[0];
+        correct += static_cast<std::int64_t>(step_sums[1]);
+        samples += static_cast<std::int64_t>(step_sums[2]);
         const auto now = Clock::now();
         train_seconds += std::chrono::duration<double>(now - step_start).count();
         step_start = now;
@@ -224,8 +305,12 @@ class Trainer {
         bar.update(step, loss_sum / static_cast<double>(samples), static_cast<double>(samples) / train_seconds);
       }
       bar.finish();
+      // Without SyncBatchNorm each rank's running statistics follow its own
+      // batches; rank 0's are the model's (as DDP's next forward would
+      // broadcast them), for validation and the checkpoint alike.
+      if (reducer) reducer->broadcast_state(/*parameters=*/false);
 
-      const EvalResult val = evaluate(model, test_loader);
+      const EvalResult val = evaluate(model, test_loader, group);
       EpochMetrics m;
       m.epoch = epoch;
       m.train_loss = loss_sum / static_cast<double>(samples);
@@ -236,8 +321,8 @@ class Trainer {
       m.images_per_second = static_cast<double>(samples) / train_seconds;
       m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       history.add(m);
-      write_outputs(model, optimizer, scaler, history, steps_per_epoch);
-      if (options_.log) {
+      if (main_rank) write_outputs(model, optimizer, scaler, history, steps_per_epoch);
+      if (options_.log && main_rank) {
         *options_.log << format_epoch_line(m) << std::endl;
         if (skipped_steps > 0)
           *options_.log << "epoch " << epoch << ": " << skipped_steps << " of " << steps_per_epoch
@@ -266,6 +351,24 @@ class Trainer {
   // Checkpoint entries of the loss scaler (written only when it is enabled).
   static constexpr const char* kLossScaleKey = "loss_scale";
   static constexpr const char* kLossScaleGrowthKey = "loss_scale_growth_tracker";
+  // The number of ranks that wrote a checkpoint (absent: 1, as before it was recorded).
+  static constexpr const char* kWorldSizeKey = "world_size";
+
+  int world_size() const { return options_.process_group ? options_.process_group->size() : 1; }
+
+  // Whether to resume: the checkpoint exists on every rank, or on none.
+  template <class D>
+  bool checkpoint_exists() const {
+    std::error_code ec;
+    const bool here = std::filesystem::exists(options_.checkpoint, ec);
+    std::array<double, 1> count{here ? 1.0 : 0.0};
+    detail::sum_over_ranks<D>(options_.process_group, count);
+    const int seen = static_cast<int>(count[0]), world = world_size();
+    check<dist::DistError>(seen == 0 || seen == world, "Trainer: the checkpoint '", options_.checkpoint.string(),
+                           "' exists on ", seen, " of ", world, " ranks (", here ? "this one" : "not this one",
+                           "); resuming needs it on every rank (a shared file system, or a copy on each host)");
+    return seen > 0;
+  }
 
   template <class T, class D>
   void write_outputs(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, const optim::GradScaler<T, D>& scaler,
@@ -278,6 +381,7 @@ class Trainer {
       info.rng = default_generator().state();
       info.extra = options_.run_settings;
       info.extra["steps_per_epoch"] = std::to_string(steps_per_epoch);
+      info.extra[kWorldSizeKey] = std::to_string(world_size());
       info.extra["history"] = to_csv_text(history);
       if (scaler.enabled()) {
         info.extra[kLossScaleKey] = format_roundtrip(scaler.scale_value());
@@ -294,6 +398,13 @@ class Trainer {
     // Read once; check the run's settings before anything is loaded into the model.
     const io::SafeTensors file = io::SafeTensors::load(options_.checkpoint);
     const io::CheckpointInfo saved = io::checkpoint_info(file);
+    // First, since the batch split (and so steps_per_epoch) follows from it.
+    const auto world = saved.extra.find(kWorldSizeKey);
+    const std::string saved_world = world == saved.extra.end() ? "1" : world->second;
+    check<dist::DistError>(saved_world == std::to_string(world_size()), where, "it was written by a run of ",
+                           saved_world, " process(es), this run has ", world_size(),
+                           " (resume with the same number of processes: the data split and the reduction order "
+                           "depend on it)");
     auto settings = options_.run_settings;
     settings["steps_per_epoch"] = std::to_string(steps_per_epoch);
     for (const auto& [key, value] : settings) {

@@ -4,19 +4,23 @@
 //   train_fashion_mnist --resize 96 --epochs 10 --lr 0.01   # d2l's configuration
 //   train_fashion_mnist --optimizer sgd --momentum 0.9 --lr 0.1 --schedule cosine --augment --epochs 30
 //   train_fashion_mnist --resize 96 --epochs 10 --device cuda  # on a GPU (a -DRESCNN_CUDA=ON build)
+//   mpirun -np 2 train_fashion_mnist --sync-bn                 # data-parallel: 2 ranks x 64 images per step
 //
 // Prints one line per epoch
 //   epoch=1 train_loss=… val_loss=… val_acc=… imgs_per_s=… seconds=…
 // and finally test_acc=…; `--help` lists every flag.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <rescnn/dist/dist.hpp>
 #include <rescnn/rescnn.hpp>
 
 #include "training_cli.hpp"
@@ -52,18 +56,36 @@ struct Flags {
   std::string progress = "auto";
   std::string device = "cpu";
   std::string precision = "fp32";
+  bool sync_bn = false;
 };
+
+// The ranks this run was launched as (one process without mpirun). On a
+// GPU with NCCL, the collectives run on the device; otherwise over MPI (a
+// CUDA model's gradients are then staged through host memory).
+std::shared_ptr<rn::dist::ProcessGroup> launch_world(const Flags& f) {
+  if (f.device == "cuda" && rn::dist::built_with_nccl && rn::dist::launcher_world_size() > 1)
+    return rn::dist::make_nccl_group();
+  return rn::dist::init();
+}
 
 // The whole run on device D; the model code is the same for every device.
 template <class D>
-int train_on(const Flags& f) {
-  if (f.threads > 0) rn::set_num_threads(f.threads);
+int train_on(const Flags& f, const std::shared_ptr<rn::dist::ProcessGroup>& world) {
+  const int ranks = world->size();
+  const bool main_rank = world->is_main();
+  if (f.threads > 0)
+    rn::set_num_threads(f.threads);
+  else if (rn::dist::launcher_local_size() > 1 && std::getenv("OMP_NUM_THREADS") == nullptr)
+    // The ranks on this host share its cores.
+    rn::set_num_threads(std::max(1, rn::get_num_threads() / rn::dist::launcher_local_size()));
+  rn::check<rn::ValueError>(f.batch_size % ranks == 0, "--batch-size ", f.batch_size,
+                            ": the global batch must divide evenly over the ", ranks, " processes");
   rn::manual_seed(f.seed);
   const rn::Precision precision = rn::parse_precision(f.precision, "--precision");
   rn::check_precision_supported<D>(precision, "--precision");
 
   rn::data::FashionMNIST data({.root = f.data,
-                               .batch_size = f.batch_size,
+                               .batch_size = f.batch_size / ranks,
                                .resize = f.resize,
                                .augment = f.augment,
                                .normalize = f.normalize ? std::optional<std::pair<float, float>>(
@@ -71,21 +93,28 @@ int train_on(const Flags& f) {
                                                         : std::nullopt,
                                .limit = f.limit,
                                .test_limit = f.test_limit,
-                               .seed = f.seed});
+                               .seed = f.seed,
+                               .rank = world->rank(),
+                               .world = ranks});
   auto model = rn::models::create<float, D>(f.model, {.num_classes = 10, .in_channels = 1});
+  if (f.sync_bn) rn::dist::convert_sync_batchnorm(*model, world);
   auto optimizer = make_optimizer(f, *model);
   const std::int64_t steps_per_epoch = data.train().num_batches();
   // One-cycle also cycles the momentum, when the optimizer has one.
   auto schedule = rn::optim::make_schedule(f.schedule, f.lr, f.epochs * steps_per_epoch, steps_per_epoch,
                                            {.cycle_momentum = optimizer->momentum().has_value()});
 
-  std::cerr << "model=" << f.model << " params=" << model->num_parameters()
-            << " train_images=" << data.train().num_samples() << " test_images=" << data.test().num_samples()
-            << " image=" << data.train().image_height() << "x" << data.train().image_width()
-            << " batch=" << f.batch_size << " device=" << device_description<D>()
-            << " threads=" << rn::get_num_threads() << " isa=" << rn::cpu::isa_name(rn::cpu::isa())
-            << " precision=" << rn::precision_description<D>(precision) << "\n"
-            << "optimizer=" << optimizer->to_string() << " schedule=" << schedule->to_string() << "\n";
+  if (main_rank)
+    std::cerr << "model=" << f.model << " params=" << model->num_parameters()
+              << " train_images=" << data.train().num_samples() << " test_images=" << data.test().num_samples()
+              << " image=" << data.train().image_height() << "x" << data.train().image_width()
+              << " batch=" << f.batch_size << " world=" << ranks;
+  if (main_rank && ranks > 1) std::cerr << " (" << world->backend() << ", " << f.batch_size / ranks << " per rank)";
+  if (main_rank)
+    std::cerr << " device=" << device_description<D>() << " threads=" << rn::get_num_threads()
+              << " isa=" << rn::cpu::isa_name(rn::cpu::isa())
+              << " precision=" << rn::precision_description<D>(precision) << "\n"
+              << "optimizer=" << optimizer->to_string() << " schedule=" << schedule->to_string() << "\n";
 
   rn::train::TrainerOptions options =
       training_cli::trainer_options(f, precision, schedule, f.model + " on Fashion-MNIST");
@@ -101,17 +130,21 @@ int train_on(const Flags& f) {
                           {"seed", std::to_string(f.seed)},
                           {"optimizer", f.optimizer},
                           {"schedule", f.schedule},
-                          {"epochs", std::to_string(f.epochs)}};
+                          {"epochs", std::to_string(f.epochs)},
+                          {"sync_bn", f.sync_bn ? "true" : "false"}};
+  options.process_group = world;
+  if (!main_rank) options.log = nullptr;
   rn::train::Trainer trainer(options);
   trainer.fit(*model, *optimizer, data);
 
-  const auto test = rn::train::evaluate(*model, data.test());
-  std::cout << "test_acc=" << rn::train::format_fixed(test.accuracy, 4) << std::endl;
+  const auto test = rn::train::evaluate(*model, data.test(), world);
+  if (main_rank) std::cout << "test_acc=" << rn::train::format_fixed(test.accuracy, 4) << std::endl;
   return 0;
 }
 
-int run(const Flags& f) {
-  return training_cli::on_device(f.device, [&]<class D>() { return train_on<D>(f); });
+int run(const Flags& f, std::shared_ptr<rn::dist::ProcessGroup>& world) {
+  world = launch_world(f);
+  return training_cli::on_device(f.device, [&]<class D>() { return train_on<D>(f, world); });
 }
 
 }  // namespace
@@ -126,7 +159,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(rn::models::model_names()))
       ->capture_default_str();
   app.add_option("--epochs", f.epochs, "Number of epochs")->check(integer_at_least(1))->capture_default_str();
-  app.add_option("--batch-size", f.batch_size, "Images per batch")->check(integer_at_least(1))->capture_default_str();
+  app.add_option("--batch-size", f.batch_size, "Images per step (under mpirun: split over the ranks)")
+      ->check(integer_at_least(1))
+      ->capture_default_str();
   training_cli::add_optimizer_options(app, f);
   app.add_option("--resize", f.resize, "Resize images to NxN (bilinear); 0 keeps 28x28")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1024}))
@@ -144,8 +179,12 @@ int main(int argc, char** argv) {
   app.add_option("--threads", f.threads, "CPU threads (0: OpenMP's default)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  app.add_flag("--sync-bn", f.sync_bn,
+               "Under mpirun: BatchNorm statistics over the global batch (SyncBatchNorm); alone: no change");
   training_cli::add_run_options(app, f);
   CLI11_PARSE(app, argc, argv);
 
-  return training_cli::report_errors("train_fashion_mnist", [&] { return run(f); });
+  std::shared_ptr<rn::dist::ProcessGroup> world;
+  return training_cli::report_errors(
+      "train_fashion_mnist", [&] { return run(f, world); }, &world);
 }

@@ -6,12 +6,14 @@
 #include <CLI/CLI.hpp>
 
 #include <cmath>
+#include <exception>
 #include <iostream>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <rescnn/dist/process_group.hpp>
 #include <rescnn/rescnn.hpp>
 
 namespace training_cli {
@@ -166,17 +168,28 @@ int on_device(const std::string& device, Train&& train) {
 }
 
 // Runs the example's main body, turning rescnn's errors into a message and
-// an exit status: 2 for a bad input, 3 when training diverged.
+// an exit status: 2 for a bad input, 3 when training diverged. In a
+// data-parallel job (`world`, once the body has set it, has several ranks)
+// any failure stops every rank at once, naming this one, instead of leaving
+// the others to wait for it.
 template <class Body>
-int report_errors(const char* program, Body&& body) {
+int report_errors(const char* program, Body&& body, const std::shared_ptr<rn::dist::ProcessGroup>* world = nullptr) {
+  const auto stop_job_if_distributed = [&](const std::exception& e) {
+    if (world && *world && (*world)->size() > 1) (*world)->abort_job(std::string(program) + ": " + e.what());
+  };
   try {
     return body();
   } catch (const rn::train::TrainingDiverged& e) {
+    stop_job_if_distributed(e);
     std::cerr << program << ": " << e.what() << "\n";
     return 3;
   } catch (const rn::Error& e) {
+    stop_job_if_distributed(e);
     std::cerr << program << ": " << e.what() << "\n";
     return 2;
+  } catch (const std::exception& e) {
+    stop_job_if_distributed(e);
+    throw;
   }
 }
 

@@ -33,6 +33,17 @@ inline int launcher_world_size() {
   return 0;
 }
 
+// The number of ranks the launcher put on this host (Open MPI's
+// OMPI_COMM_WORLD_LOCAL_SIZE), or 1: a program dividing the cores among
+// them starts that many threads per rank, not one per core each.
+inline int launcher_local_size() {
+  const char* v = std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (v == nullptr || *v == '\0') return 1;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return *end == '\0' && n >= 1 && n < (1L << 24) ? static_cast<int>(n) : 1;
+}
+
 inline std::shared_ptr<ProcessGroup> init() {
   const int launched = launcher_world_size();
   if (launched <= 1) return std::make_shared<LocalProcessGroup>();

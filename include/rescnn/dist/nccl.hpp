@@ -106,6 +106,7 @@ class NcclProcessGroup final : public ProcessGroup {
     (void)ncclCommAbort(comm_);
     comm_ = nullptr;
     bootstrap_->abort_job(reason);
+    std::_Exit(1);  // not reached: the bootstrap group's abort_job does not return
   }
 
  private:

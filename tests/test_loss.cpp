@@ -14,7 +14,10 @@ TEST_CASE("Cross-entropy matches PyTorch (golden)", "[loss][golden]") {
   for (const auto& path : testing::golden_cases("cross_entropy")) {
     SECTION(path.filename().string()) {
       const auto f = io::SafeTensors::load(path);
-      nn::CrossEntropyLoss<float> ce;
+      // The smoothing cases record torch's label_smoothing.
+      const auto smoothing = f.metadata().find("label_smoothing");
+      const double e = smoothing == f.metadata().end() ? 0.0 : std::stod(smoothing->second);
+      nn::CrossEntropyLoss<float> ce({.label_smoothing = e});
       const float loss = ce(f.tensor<float>("logits"), f.tensor<std::int64_t>("labels"));
       const float expected = f.tensor<float>("loss").item();
       CHECK(std::isfinite(loss));
@@ -24,11 +27,19 @@ TEST_CASE("Cross-entropy matches PyTorch (golden)", "[loss][golden]") {
   }
 }
 
+TEST_CASE("Cross-entropy with label smoothing is among the goldens", "[loss][golden]") {
+  int smoothed = 0;
+  for (const auto& path : testing::golden_cases("cross_entropy"))
+    smoothed += io::SafeTensors::load(path).metadata().count("label_smoothing") ? 1 : 0;
+  REQUIRE(smoothed == 3);
+}
+
 TEST_CASE("Cross-entropy gradient matches finite differences", "[loss][gradcheck]") {
+  const double smoothing = GENERATE(0.0, 0.25);
   Generator gen(5);
   auto logits = Tensor<double>::normal({4, 6}, 0, 3, gen);
   auto labels = Tensor<std::int64_t>::from_vector({4}, {0, 5, 2, 2});
-  nn::CrossEntropyLoss<double> ce;
+  nn::CrossEntropyLoss<double> ce({.label_smoothing = smoothing});
   ce(logits, labels);
   const auto analytic = ce.backward(2.0);  // upstream gradient 2 scales it
   const double h = 1e-6;
@@ -69,4 +80,8 @@ TEST_CASE("Cross-entropy rejects bad labels and shapes", "[loss][errors]") {
   CHECK_THROWS_WITH(ce(Tensor<float>::zeros({2, 3, 1}), Tensor<std::int64_t>::from_vector({2}, {0, 0})),
                     Contains("expected logits of shape (N, classes)"));
   CHECK_THROWS_WITH(nn::CrossEntropyLoss<float>().backward(), Contains("no forward pass was recorded"));
+  CHECK_THROWS_WITH(nn::CrossEntropyLoss<float>({.label_smoothing = 1.5}),
+                    Contains("label_smoothing 1.5 is outside [0, 1]"));
+  CHECK_THROWS_AS(nn::CrossEntropyLoss<float>({.label_smoothing = -0.1}), ValueError);
+  CHECK_THROWS_AS(nn::CrossEntropyLoss<float>({.label_smoothing = NAN}), ValueError);
 }

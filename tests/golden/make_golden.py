@@ -454,18 +454,22 @@ def linear_cases(w):
 
 
 def cross_entropy_cases(w):
-    # (case, N, K, logit scale)
+    # (case, N, K, logit scale, label_smoothing)
     cases = [
-        ("small_random", 4, 3, 1.0),
-        ("large_logits", 4, 5, 1000.0),
-        ("k10_n5", 5, 10, 2.0),
-        ("n1", 1, 4, 1.0),
+        ("small_random", 4, 3, 1.0, 0.0),
+        ("large_logits", 4, 5, 1000.0, 0.0),
+        ("k10_n5", 5, 10, 2.0, 0.0),
+        ("n1", 1, 4, 1.0, 0.0),
+        # torch.nn.CrossEntropyLoss(label_smoothing=...)
+        ("smoothing_0.1_k10", 6, 10, 2.0, 0.1),
+        ("smoothing_0.3_large_logits", 4, 5, 1000.0, 0.3),
+        ("smoothing_1.0", 3, 4, 1.5, 1.0),
     ]
-    for case, n, k, scale in cases:
+    for case, n, k, scale, smoothing in cases:
         torch.manual_seed(seed_for("cross_entropy", case))
         logits = (torch.randn(n, k) * scale).requires_grad_(True)
         labels = torch.randint(0, k, (n,), dtype=torch.int64)
-        loss = F.cross_entropy(logits, labels)  # mean over the batch
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)  # mean over the batch
         (grad_logits,) = torch.autograd.grad(loss, logits, retain_graph=True)
         # The common layer interface too: output = loss, a random 0-d upstream
         # gradient, grad_input = grad_output * grad_logits.
@@ -481,7 +485,10 @@ def cross_entropy_cases(w):
             "grad_output": grad_output,
             "grad_input": grad_input,
         }
-        w.write("cross_entropy", case, tensors, {"num_classes": k, "reduction": "mean"})
+        meta = {"num_classes": k, "reduction": "mean"}
+        if smoothing:
+            meta["label_smoothing"] = repr(smoothing)
+        w.write("cross_entropy", case, tensors, meta)
 
 
 def roundtrip_file(w):

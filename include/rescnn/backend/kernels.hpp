@@ -112,14 +112,16 @@ void adaptive_avgpool2d_backward(const Pool2dGeometry& g, const T* dy, T* dx);
 
 // ---- loss and metrics (logits [batch, classes], labels in [0, classes)) ---------------------------------
 // probs = softmax(logits) (kept for the backward pass); *loss (a host
-// variable) = the batch mean of -log probs[label], summed in row order.
+// variable) = the batch mean of -log probs[label], summed in row order;
+// with label smoothing e, of (1 - e)(-log probs[label]) + e mean_k(-log probs[k]).
 template <class T>
 void cross_entropy_forward(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, T* probs,
-                           T* loss);
-// dlogits = scale * (probs - onehot(labels)) / batch: the gradient of the mean loss.
+                           T* loss, double smoothing);
+// dlogits = scale * (probs - target) / batch: the gradient of the mean loss,
+// target = (1 - e) onehot(labels) + e / classes.
 template <class T>
 void cross_entropy_backward(index_t batch, index_t classes, const T* probs, const std::int64_t* labels, T scale,
-                            T* dlogits);
+                            T* dlogits, double smoothing);
 // *result (a host variable) = the rows whose largest logit (the first, on ties) is at the label.
 template <class T>
 void count_correct(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, index_t* result);

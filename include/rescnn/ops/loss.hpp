@@ -24,20 +24,22 @@ void check_logits_and_labels(const char* op, const Tensor<T, D>& logits, const T
 }
 
 template <class T, class D>
-T cross_entropy_forward(const Tensor<T, D>& logits, const Tensor<std::int64_t, D>& labels, Tensor<T, D>& probs) {
+T cross_entropy_forward(const Tensor<T, D>& logits, const Tensor<std::int64_t, D>& labels, Tensor<T, D>& probs,
+                        double label_smoothing = 0) {
   check_logits_and_labels("cross_entropy", logits, labels);
   probs = Tensor<T, D>::empty(logits.shape());
   T loss{};
-  RESCNN_DISPATCH(
-      D, cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(), labels.data(), probs.data(), &loss));
+  RESCNN_DISPATCH(D, cross_entropy_forward(logits.dim(0), logits.dim(1), logits.data(), labels.data(), probs.data(),
+                                           &loss, label_smoothing));
   return loss;
 }
 
 template <class T, class D>
-Tensor<T, D> cross_entropy_backward(const Tensor<T, D>& probs, const Tensor<std::int64_t, D>& labels, T scale) {
+Tensor<T, D> cross_entropy_backward(const Tensor<T, D>& probs, const Tensor<std::int64_t, D>& labels, T scale,
+                                    double label_smoothing = 0) {
   auto dlogits = Tensor<T, D>::empty(probs.shape());
-  RESCNN_DISPATCH(
-      D, cross_entropy_backward(probs.dim(0), probs.dim(1), probs.data(), labels.data(), scale, dlogits.data()));
+  RESCNN_DISPATCH(D, cross_entropy_backward(probs.dim(0), probs.dim(1), probs.data(), labels.data(), scale,
+                                            dlogits.data(), label_smoothing));
   return dlogits;
 }
 

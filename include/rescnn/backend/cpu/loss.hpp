@@ -14,11 +14,15 @@ namespace rescnn::cpu {
 // probabilities for backward. Subtracting each row's maximum keeps exp()
 // finite for any logits (log-sum-exp trick). Labels are validated by ops::.
 //
+// With label smoothing e (PyTorch's label_smoothing) the target is
+// (1 - e) onehot(label) + e / classes, so a row's loss is
+// (1 - e) (-log p[label]) + e * mean_k(-log p[k]).
+//
 // The result goes to *loss (a host variable), the same out-parameter form as
 // every backend's kernels.
 template <class T>
 void cross_entropy_forward(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, T* probs,
-                           T* loss) {
+                           T* loss, double smoothing = 0) {
   // Per-row losses summed afterwards in row order: an OpenMP reduction would
   // combine the threads' partial sums in an unspecified order, and a resumed
   // training run must reproduce its losses bit for bit.
@@ -28,27 +32,36 @@ void cross_entropy_forward(index_t batch, index_t classes, const T* logits, cons
     const T* z = logits + n * classes;
     T* p = probs + n * classes;
     const T zmax = *std::max_element(z, z + classes);
-    double sum = 0;
-    for (index_t k = 0; k < classes; ++k) sum += std::exp(static_cast<double>(z[k] - zmax));
+    double sum = 0, shifted_sum = 0;
+    for (index_t k = 0; k < classes; ++k) {
+      sum += std::exp(static_cast<double>(z[k] - zmax));
+      shifted_sum += static_cast<double>(z[k] - zmax);
+    }
     const double log_sum = std::log(sum);
     for (index_t k = 0; k < classes; ++k) p[k] = static_cast<T>(std::exp(static_cast<double>(z[k] - zmax) - log_sum));
-    row_loss[static_cast<std::size_t>(n)] = log_sum - static_cast<double>(z[labels[n]] - zmax);
+    const double nll = log_sum - static_cast<double>(z[labels[n]] - zmax);
+    row_loss[static_cast<std::size_t>(n)] =
+        smoothing == 0 ? nll
+                       : (1 - smoothing) * nll + smoothing * (log_sum - shifted_sum / static_cast<double>(classes));
   }
   double total = 0;
   for (double l : row_loss) total += l;
   *loss = static_cast<T>(total / static_cast<double>(batch));
 }
 
-// d(mean loss)/d logits = (softmax - onehot(label)) / batch, times `scale`
-// (the upstream gradient of the loss, 1 for a plain backward).
+// d(mean loss)/d logits = (softmax - target) / batch, times `scale` (the
+// upstream gradient of the loss, 1 for a plain backward); the target is
+// onehot(label), smoothed by `smoothing` as in the forward.
 template <class T>
 void cross_entropy_backward(index_t batch, index_t classes, const T* probs, const std::int64_t* labels, T scale,
-                            T* dlogits) {
+                            T* dlogits, double smoothing = 0) {
   const T factor = scale / static_cast<T>(batch);
+  const T on = static_cast<T>(1 - smoothing + smoothing / static_cast<double>(classes));
+  const T off = static_cast<T>(smoothing / static_cast<double>(classes));
 #pragma omp parallel for schedule(static)
   for (index_t n = 0; n < batch; ++n) {
     for (index_t k = 0; k < classes; ++k)
-      dlogits[n * classes + k] = (probs[n * classes + k] - (k == labels[n] ? T(1) : T(0))) * factor;
+      dlogits[n * classes + k] = (probs[n * classes + k] - (k == labels[n] ? on : off)) * factor;
   }
 }
 

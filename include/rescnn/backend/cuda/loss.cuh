@@ -109,19 +109,28 @@ __device__ inline index_t warp_row_stride() { return static_cast<index_t>(gridDi
 
 template <class T>
 __global__ void softmax_cross_entropy_rows_kernel(index_t batch, index_t classes, const T* logits,
-                                                  const std::int64_t* labels, T* probs, double* row_loss) {
+                                                  const std::int64_t* labels, T* probs, double* row_loss,
+                                                  double smoothing) {
   const int lane = static_cast<int>(threadIdx.x % kWarp);
   for (index_t n = warp_first_row(); n < batch; n += warp_row_stride()) {
     const T* z = logits + n * classes;
     T* p = probs + n * classes;
     // Subtracting the row's maximum keeps exp() finite for any logits.
     const T zmax = z[warp_row_argmax(z, classes, lane)];
-    double sum = 0;
-    for (index_t k = lane; k < classes; k += kWarp) sum += ::exp(static_cast<double>(z[k] - zmax));
+    double sum = 0, shifted = 0;
+    for (index_t k = lane; k < classes; k += kWarp) {
+      sum += ::exp(static_cast<double>(z[k] - zmax));
+      shifted += static_cast<double>(z[k] - zmax);
+    }
     const double log_sum = ::log(warp_sum(sum));
+    const double shifted_sum = warp_sum(shifted);
     for (index_t k = lane; k < classes; k += kWarp)
       p[k] = static_cast<T>(::exp(static_cast<double>(z[k] - zmax) - log_sum));
-    if (lane == 0) row_loss[n] = log_sum - static_cast<double>(z[labels[n]] - zmax);
+    const double nll = log_sum - static_cast<double>(z[labels[n]] - zmax);
+    if (lane == 0)
+      row_loss[n] = smoothing == 0
+                        ? nll
+                        : (1 - smoothing) * nll + smoothing * (log_sum - shifted_sum / static_cast<double>(classes));
   }
 }
 
@@ -148,10 +157,10 @@ __global__ void fixed_order_sum_kernel(index_t n, const Acc* v, Acc* out) {
 
 template <class T>
 __global__ void cross_entropy_backward_kernel(index_t batch, index_t classes, const T* probs,
-                                              const std::int64_t* labels, T factor, T* dlogits) {
+                                              const std::int64_t* labels, T factor, T on, T off, T* dlogits) {
   RESCNN_GRID_STRIDE_LOOP(i, batch * classes) {
     const index_t n = i / classes, k = i % classes;
-    dlogits[i] = (probs[i] - (k == labels[n] ? T(1) : T(0))) * factor;
+    dlogits[i] = (probs[i] - (k == labels[n] ? on : off)) * factor;
   }
 }
 
@@ -169,34 +178,37 @@ Acc sum_to_host(index_t n, const Acc* v, Acc* device_result) {
 
 }  // namespace detail
 
-// Mean over the batch of -log softmax(logits)[label]; stores the softmax
-// probabilities for backward. *loss is a host variable.
+// Mean over the batch of -log softmax(logits)[label] (label-smoothed as in
+// cpu/loss.hpp); stores the softmax probabilities for backward. *loss is a
+// host variable.
 template <class T>
 void cross_entropy_forward(index_t batch, index_t classes, const T* logits, const std::int64_t* labels, T* probs,
-                           T* loss) {
+                           T* loss, double smoothing = 0) {
   // Per-row losses, then their sum in the last slot.
   auto scratch = Tensor<double, Cuda>::empty({batch + 1});
   double* row_loss = scratch.data();
   if (batch > 0 && classes > 0) {
     detail::softmax_cross_entropy_rows_kernel<<<detail::grid_for(batch * detail::kWarp), detail::kThreads, 0,
                                                 context().compute_stream()>>>(batch, classes, logits, labels, probs,
-                                                                              row_loss);
+                                                                              row_loss, smoothing);
     RESCNN_CUDA_CHECK_LAUNCH();
   }
   const double total = detail::sum_to_host(batch, row_loss, row_loss + batch);
   *loss = static_cast<T>(total / static_cast<double>(batch));
 }
 
-// d(mean loss)/d logits = (softmax - onehot(label)) / batch, times `scale`
-// (the upstream gradient of the loss, 1 for a plain backward).
+// d(mean loss)/d logits = (softmax - target) / batch, times `scale` (the
+// upstream gradient of the loss, 1 for a plain backward); target as in the forward.
 template <class T>
 void cross_entropy_backward(index_t batch, index_t classes, const T* probs, const std::int64_t* labels, T scale,
-                            T* dlogits) {
+                            T* dlogits, double smoothing = 0) {
   const index_t n = batch * classes;
   if (n <= 0) return;
   const T factor = scale / static_cast<T>(batch);
+  const T on = static_cast<T>(1 - smoothing + smoothing / static_cast<double>(classes));
+  const T off = static_cast<T>(smoothing / static_cast<double>(classes));
   detail::cross_entropy_backward_kernel<<<detail::grid_for(n), detail::kThreads, 0, context().compute_stream()>>>(
-      batch, classes, probs, labels, factor, dlogits);
+      batch, classes, probs, labels, factor, on, off, dlogits);
   RESCNN_CUDA_CHECK_LAUNCH();
 }
 

@@ -294,6 +294,41 @@ TEST_CASE("Sharded loaders together serve the unsharded loader's global batches"
   REQUIRE(seen == all);
 }
 
+TEST_CASE("DataLoader random erasing: one rectangle of the value, the rest as without it", "[data][loader][erasing]") {
+  const auto set = constant_set(120, 8);
+  data::LoaderOptions plain{.batch_size = 32,
+                            .shuffle = true,
+                            .seed = 4,
+                            .resize = 16,
+                            .normalize = std::pair{0.5f, 0.25f},
+                            .crop_padding = 2,
+                            .horizontal_flip = true};
+  data::LoaderOptions erasing = plain;
+  erasing.random_erasing = data::RandomErasingOptions{.p = 1, .value = -100.0f};
+  data::DataLoader a(set, plain), b(set, erasing);
+  const Epoch without = run_epoch(a, 1), with = run_epoch(b, 1);
+  REQUIRE(with.labels == without.labels);
+  const std::size_t plane = 16 * 16;
+  for (std::size_t k = 0; k < with.labels.size(); ++k) {
+    index_t erased = 0, top = 16, bottom = -1, left = 16, right = -1;
+    for (index_t y = 0; y < 16; ++y)
+      for (index_t x = 0; x < 16; ++x) {
+        const std::size_t i = k * plane + static_cast<std::size_t>(y * 16 + x);
+        if (with.images[i] == -100.0f) {
+          ++erased;
+          top = std::min(top, y), bottom = std::max(bottom, y), left = std::min(left, x), right = std::max(right, x);
+        } else {
+          REQUIRE(with.images[i] == without.images[i]);  // the crop and flip draws are unchanged
+        }
+      }
+    REQUIRE(erased > 0);                                         // p = 1 on 16x16 always fits
+    REQUIRE(erased == (bottom - top + 1) * (right - left + 1));  // one filled rectangle
+  }
+  // Validation names the option.
+  erasing.random_erasing->p = 2;
+  REQUIRE_THROWS_WITH(data::DataLoader(set, erasing), Contains("RandomErasing: p 2"));
+}
+
 TEST_CASE("DataLoader restarts epochs mid-way and stops its thread cleanly", "[data][loader]") {
   const auto set = indexed_set(500, 8, 8);
   const data::LoaderOptions opt{

@@ -198,3 +198,83 @@ TEST_CASE("horizontal_flip mirrors rows and is its own inverse", "[data][transfo
   data::horizontal_flip(odd.data(), 1, 5);
   REQUIRE(odd == std::vector<float>{5, 4, 3, 2, 1});
 }
+
+// ---- RandomErasing: torchvision's parameters, checked as properties of many draws
+
+TEST_CASE("random_erasing erases with probability p, rectangles inside the image", "[data][transforms][erasing]") {
+  Generator gen(11);
+  const data::RandomErasingOptions o;  // torchvision's defaults: p 0.5, scale (0.02, 0.33), ratio (0.3, 3.3)
+  const index_t h = 224, w = 224;
+  int erased = 0;
+  double sum_log_ratio = 0, sum_fraction = 0;
+  const int draws = 4000;
+  for (int i = 0; i < draws; ++i) {
+    const data::EraseRect r = data::random_erasing_rect(h, w, o, gen);
+    if (r.empty()) continue;
+    ++erased;
+    REQUIRE(r.height < h);
+    REQUIRE(r.width < w);
+    REQUIRE(r.top >= 0);
+    REQUIRE(r.left >= 0);
+    REQUIRE(r.top + r.height <= h);
+    REQUIRE(r.left + r.width <= w);
+    // At 224x224 the rounding of the sides moves the area by under 2 %.
+    const double fraction = static_cast<double>(r.height * r.width) / static_cast<double>(h * w);
+    REQUIRE(fraction >= 0.02 * 0.9);
+    REQUIRE(fraction <= 0.33 * 1.05);
+    const double ratio = static_cast<double>(r.height) / static_cast<double>(r.width);
+    REQUIRE(ratio >= 0.3 * 0.95);
+    REQUIRE(ratio <= 3.3 * 1.05);
+    sum_log_ratio += std::log(ratio);
+    sum_fraction += fraction;
+  }
+  // Binomial(4000, 0.5): standard deviation 0.008; 4 of them.
+  REQUIRE(std::abs(static_cast<double>(erased) / draws - 0.5) < 0.032);
+  // log(ratio) is uniform on a symmetric interval (rejections are symmetric too).
+  REQUIRE(std::abs(sum_log_ratio / erased) < 0.06);
+  // The area fraction is uniform on (0.02, 0.33), less the large ones that
+  // do not fit at extreme ratios: its mean is below 0.175, not far below.
+  const double mean_fraction = sum_fraction / erased;
+  REQUIRE(mean_fraction > 0.14);
+  REQUIRE(mean_fraction < 0.18);
+}
+
+TEST_CASE("random_erasing: p 0 never erases, p 1 always; too large a scale gives up after 10 tries",
+          "[data][transforms][erasing]") {
+  Generator gen(3);
+  for (int i = 0; i < 200; ++i) REQUIRE(data::random_erasing_rect(28, 28, {.p = 0}, gen).empty());
+  for (int i = 0; i < 200; ++i) REQUIRE_FALSE(data::random_erasing_rect(28, 28, {.p = 1}, gen).empty());
+  // The whole image never fits (h < H and w < W are required): no erasing.
+  for (int i = 0; i < 50; ++i)
+    REQUIRE(data::random_erasing_rect(8, 8, {.p = 1, .scale = {1.0, 1.0}, .ratio = {1.0, 1.0}}, gen).empty());
+}
+
+TEST_CASE("erase sets exactly its rectangle; random_erasing is reproducible from the seed",
+          "[data][transforms][erasing]") {
+  std::vector<float> img(6 * 5);
+  std::iota(img.begin(), img.end(), 1.0f);
+  const auto before = img;
+  data::erase(img.data(), 5, {.top = 1, .left = 2, .height = 3, .width = 2}, -4.0f);
+  for (index_t y = 0; y < 6; ++y)
+    for (index_t x = 0; x < 5; ++x) {
+      const bool inside = y >= 1 && y < 4 && x >= 2 && x < 4;
+      REQUIRE(img[static_cast<std::size_t>(y * 5 + x)] ==
+              (inside ? -4.0f : before[static_cast<std::size_t>(y * 5 + x)]));
+    }
+  Generator a(42), b(42);
+  for (int i = 0; i < 20; ++i) {
+    const auto ra = data::random_erasing_rect(28, 28, {}, a), rb = data::random_erasing_rect(28, 28, {}, b);
+    REQUIRE((ra.top == rb.top && ra.left == rb.left && ra.height == rb.height && ra.width == rb.width));
+  }
+}
+
+TEST_CASE("RandomErasing options are validated by name", "[data][transforms][erasing][errors]") {
+  using Catch::Matchers::Contains;
+  CHECK_THROWS_WITH(data::validate(data::RandomErasingOptions{.p = 1.5}), Contains("RandomErasing: p 1.5"));
+  CHECK_THROWS_WITH(data::validate(data::RandomErasingOptions{.scale = {0.5, 0.1}}),
+                    Contains("RandomErasing: scale (0.5, 0.1)"));
+  CHECK_THROWS_WITH(data::validate(data::RandomErasingOptions{.ratio = {0.0, 2.0}}),
+                    Contains("RandomErasing: ratio (0, 2)"));
+  CHECK_THROWS_WITH(data::validate(data::RandomErasingOptions{.value = NAN}), Contains("RandomErasing: value nan"));
+  CHECK_NOTHROW(data::validate(data::RandomErasingOptions{}));
+}

@@ -31,6 +31,8 @@ struct FashionMnistOptions {
   std::int64_t resize = 0;  // 0 = native 28x28
   bool antialias = false;   // see LoaderOptions::antialias
   bool augment = false;     // train only: random crop (padding round(4 * size / 28)) + horizontal flip
+  // Train only: RandomErasing after normalisation (unset: none).
+  std::optional<RandomErasingOptions> random_erasing = std::nullopt;
   std::optional<std::pair<float, float>> normalize = std::nullopt;  // (mean, std) after scaling to [0, 1]
   std::int64_t limit = 0;       // > 0: train on the first `limit` images only (at most 60000)
   std::int64_t test_limit = 0;  // > 0: evaluate on the first `test_limit` test images (at most 10000)
@@ -71,6 +73,7 @@ class FashionMNIST {
     l.normalize = o.normalize;
     l.prefetch = o.prefetch;
     l.shard = {.rank = o.rank, .world = o.world, .mode = train ? ShardMode::training : ShardMode::evaluation};
+    if (train) l.random_erasing = o.random_erasing;
     if (train && o.augment) {
       l.crop_padding = augment_padding(o.resize > 0 ? o.resize : 28);
       l.horizontal_flip = true;

@@ -7,7 +7,8 @@
 //   }
 //
 // Each sample goes uint8 -> [0, 1] -> bilinear resize -> random crop ->
-// random horizontal flip -> normalize, each step optional (see LoaderOptions);
+// random horizontal flip -> normalize -> random erasing, each step optional
+// (see LoaderOptions);
 // images come out as float (N, 1, H, W), labels as int64 (N).
 //
 // Determinism, so that a run resumed from a checkpoint is bit for bit the run
@@ -66,7 +67,10 @@ struct LoaderOptions {
   std::optional<std::pair<float, float>> normalize = std::nullopt;  // (mean, std), applied after scaling to [0, 1]
   std::int64_t crop_padding = 0;  // > 0: random crop with this zero padding (augmentation)
   bool horizontal_flip = false;   // flip with probability 0.5 (augmentation)
-  int prefetch = 2;               // batches prepared ahead on the background thread; 0 = synchronous
+  // RandomErasing (augmentation), after normalize as in torchvision's usual
+  // pipeline (ToTensor, Normalize, RandomErasing): unset, none.
+  std::optional<RandomErasingOptions> random_erasing = std::nullopt;
+  int prefetch = 2;  // batches prepared ahead on the background thread; 0 = synchronous
   // In a data-parallel job, the part of each epoch this rank loads
   // (data/distributed_sampler.hpp); batch_size is then the per-rank batch.
   Shard shard{};
@@ -101,6 +105,8 @@ inline void validate(const LoaderOptions& o) {
     check(std::isfinite(mean), "DataLoader: normalize mean ", mean, " is not finite");
     check(std::isfinite(std) && std > 0, "DataLoader: normalize std ", std, " must be positive and finite");
   }
+  check_shard(o.shard.rank, o.shard.world);
+  if (o.random_erasing) data::validate(*o.random_erasing);
 }
 
 }  // namespace detail
@@ -221,16 +227,20 @@ class DataLoader {
       } else {
         to_unit_range(px, out, in_plane);
       }
-      if (opt_.crop_padding > 0 || opt_.horizontal_flip) {
-        Generator gen(detail::stream_seed(opt_.seed, detail::kAugmentStream, static_cast<std::uint64_t>(epoch_),
-                                          static_cast<std::uint64_t>(pos)));
-        if (opt_.crop_padding > 0) {
-          random_crop(out, out_h_, out_w_, crop.data(), opt_.crop_padding, gen);
-          std::copy(crop.begin(), crop.end(), out);
-        }
-        if (opt_.horizontal_flip && gen.uniform() < 0.5) horizontal_flip(out, out_h_, out_w_);
+      // Every random draw of a sample comes from one generator of (seed,
+      // epoch, position), in a fixed order: crop, flip, erasing.
+      std::optional<Generator> gen;
+      if (opt_.crop_padding > 0 || opt_.horizontal_flip || opt_.random_erasing)
+        gen.emplace(detail::stream_seed(opt_.seed, detail::kAugmentStream, static_cast<std::uint64_t>(epoch_),
+                                        static_cast<std::uint64_t>(pos)));
+      if (opt_.crop_padding > 0) {
+        random_crop(out, out_h_, out_w_, crop.data(), opt_.crop_padding, *gen);
+        std::copy(crop.begin(), crop.end(), out);
       }
+      if (opt_.horizontal_flip && gen->uniform() < 0.5) horizontal_flip(out, out_h_, out_w_);
       if (opt_.normalize) normalize(out, out_plane, opt_.normalize->first, opt_.normalize->second);
+      if (opt_.random_erasing)
+        erase(out, out_w_, random_erasing_rect(out_h_, out_w_, *opt_.random_erasing, *gen), opt_.random_erasing->value);
     }
     return batch;
   }

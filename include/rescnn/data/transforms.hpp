@@ -14,12 +14,16 @@
 //  - `normalize` is Normalize((mean,), (std,));
 //  - `random_crop` is RandomCrop(size=(h, w), padding=p) with zero fill;
 //  - `horizontal_flip` is RandomHorizontalFlip's flip (the loader draws the
-//    probability 0.5).
+//    probability 0.5);
+//  - `random_erasing` is RandomErasing(p, scale, ratio, value) on the
+//    (normalised) tensor, with torchvision's defaults and its way of drawing
+//    the rectangle.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "rescnn/core/error.hpp"
@@ -214,6 +218,60 @@ inline CropOffset random_crop(const float* src, index_t h, index_t w, float* dst
 inline void horizontal_flip(float* x, index_t h, index_t w) {
   detail::check_size("horizontal_flip", "image", h, w);
   for (index_t y = 0; y < h; ++y) std::reverse(x + y * w, x + (y + 1) * w);
+}
+
+// torchvision.transforms.RandomErasing's parameters (its defaults).
+struct RandomErasingOptions {
+  double p = 0.5;                               // probability of erasing an image
+  std::pair<double, double> scale{0.02, 0.33};  // erased area / image area
+  std::pair<double, double> ratio{0.3, 3.3};    // erased height / width
+  float value = 0;                              // what erased pixels become
+};
+
+// A rectangle of an image: rows [top, top + height), columns [left, left + width).
+struct EraseRect {
+  index_t top = 0, left = 0, height = 0, width = 0;
+  bool empty() const { return height == 0 || width == 0; }
+};
+
+inline void validate(const RandomErasingOptions& o) {
+  check<ValueError>(o.p >= 0 && o.p <= 1, "RandomErasing: p ", o.p, " is outside [0, 1]");
+  check<ValueError>(o.scale.first > 0 && o.scale.first <= o.scale.second && o.scale.second <= 1,
+                    "RandomErasing: scale (", o.scale.first, ", ", o.scale.second,
+                    ") must satisfy 0 < min <= max <= 1");
+  check<ValueError>(o.ratio.first > 0 && o.ratio.first <= o.ratio.second && std::isfinite(o.ratio.second),
+                    "RandomErasing: ratio (", o.ratio.first, ", ", o.ratio.second, ") must satisfy 0 < min <= max");
+  check<ValueError>(std::isfinite(o.value), "RandomErasing: value ", o.value, " is not finite");
+}
+
+// RandomErasing's draw, as torchvision's forward and get_params make it: with
+// probability p, up to 10 tries of an area fraction uniform in `scale` and
+// an aspect ratio log-uniform in `ratio`, the first rectangle that fits
+// (h < H and w < W, sides rounded) placed uniformly; none fits: no erasing.
+inline EraseRect random_erasing_rect(index_t h, index_t w, const RandomErasingOptions& o, Generator& gen) {
+  detail::check_size("random_erasing", "image", h, w);
+  if (!(gen.uniform() < o.p)) return {};
+  const double area = static_cast<double>(h * w);
+  const double log_lo = std::log(o.ratio.first), log_hi = std::log(o.ratio.second);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double erase_area = area * gen.uniform(o.scale.first, o.scale.second);
+    const double aspect = std::exp(gen.uniform(log_lo, log_hi));
+    const auto eh = static_cast<index_t>(std::lround(std::sqrt(erase_area * aspect)));
+    const auto ew = static_cast<index_t>(std::lround(std::sqrt(erase_area / aspect)));
+    if (!(eh < h && ew < w)) continue;
+    EraseRect r;
+    r.height = eh;
+    r.width = ew;
+    r.top = static_cast<index_t>(gen.uniform_int(static_cast<std::uint64_t>(h - eh + 1)));
+    r.left = static_cast<index_t>(gen.uniform_int(static_cast<std::uint64_t>(w - ew + 1)));
+    return r;
+  }
+  return {};
+}
+
+// Sets the rectangle of plane x (h x w) to `value`.
+inline void erase(float* x, index_t w, const EraseRect& r, float value) {
+  for (index_t y = r.top; y < r.top + r.height; ++y) std::fill(x + y * w + r.left, x + y * w + r.left + r.width, value);
 }
 
 }  // namespace rescnn::data

@@ -104,17 +104,17 @@ int train_on(const Flags& f, const std::shared_ptr<rn::dist::ProcessGroup>& worl
   auto schedule = rn::optim::make_schedule(f.schedule, f.lr, f.epochs * steps_per_epoch, steps_per_epoch,
                                            {.cycle_momentum = optimizer->momentum().has_value()});
 
-  if (main_rank)
+  if (main_rank) {  // the other ranks print nothing
     std::cerr << "model=" << f.model << " params=" << model->num_parameters()
               << " train_images=" << data.train().num_samples() << " test_images=" << data.test().num_samples()
               << " image=" << data.train().image_height() << "x" << data.train().image_width()
               << " batch=" << f.batch_size << " world=" << ranks;
-  if (main_rank && ranks > 1) std::cerr << " (" << world->backend() << ", " << f.batch_size / ranks << " per rank)";
-  if (main_rank)
+    if (ranks > 1) std::cerr << " (" << world->backend() << ", " << f.batch_size / ranks << " per rank)";
     std::cerr << " device=" << device_description<D>() << " threads=" << rn::get_num_threads()
               << " isa=" << rn::cpu::isa_name(rn::cpu::isa())
               << " precision=" << rn::precision_description<D>(precision) << "\n"
               << "optimizer=" << optimizer->to_string() << " schedule=" << schedule->to_string() << "\n";
+  }
 
   rn::train::TrainerOptions options =
       training_cli::trainer_options(f, precision, schedule, f.model + " on Fashion-MNIST");

@@ -132,7 +132,6 @@ class DataLoader {
     batches_ = sh.mode == ShardMode::training
                    ? training_batch_ranges(set_->size(), opt_.batch_size, sh.world, sh.rank, opt_.drop_last)
                    : evaluation_batch_ranges(set_->size(), opt_.batch_size, sh.world, sh.rank, opt_.drop_last);
-    num_batches_ = static_cast<std::int64_t>(batches_.size());
   }
 
   ~DataLoader() { stop(); }
@@ -140,7 +139,7 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   std::int64_t num_samples() const { return set_->size(); }  // the whole set, every rank's shard included
-  std::int64_t num_batches() const { return num_batches_; }  // this rank's, per epoch
+  std::int64_t num_batches() const { return static_cast<std::int64_t>(batches_.size()); }  // this rank's, per epoch
   const Shard& shard() const { return opt_.shard; }
   const LoaderOptions& options() const { return opt_; }
   std::int64_t image_height() const { return out_h_; }  // after resize
@@ -168,7 +167,7 @@ class DataLoader {
     // The thread starts after order_ is final and is joined before it
     // changes again, so it reads order_ without a lock.
     started_ = true;
-    if (opt_.prefetch > 0 && num_batches_ > 0) {
+    if (opt_.prefetch > 0 && num_batches() > 0) {
       try {
         producer_ = std::thread([this] { produce(); });
       } catch (...) {
@@ -184,7 +183,7 @@ class DataLoader {
   // The next batch of the epoch, or nullopt after the last one.
   std::optional<Batch> next() {
     check<Error>(started_, "DataLoader::next: no epoch started; call start_epoch(epoch) first");
-    if (next_ >= num_batches_) return std::nullopt;
+    if (next_ >= num_batches()) return std::nullopt;
     if (opt_.prefetch == 0) {
       Batch b = make_batch(next_);
       ++next_;
@@ -205,7 +204,7 @@ class DataLoader {
   // A pure function of the options, the data, (seed, epoch) and b.
   Batch make_batch(std::int64_t b) const {
     check(started_, "DataLoader::make_batch: no epoch started");
-    check(b >= 0 && b < num_batches_, "DataLoader::make_batch: batch ", b, " is outside 0..", num_batches_ - 1);
+    check(b >= 0 && b < num_batches(), "DataLoader::make_batch: batch ", b, " is outside 0..", num_batches() - 1);
     const std::int64_t first = batches_[static_cast<std::size_t>(b)].begin;
     const std::int64_t n = batches_[static_cast<std::size_t>(b)].size();
     const std::int64_t in_plane = set_->height * set_->width, out_plane = out_h_ * out_w_;
@@ -248,7 +247,7 @@ class DataLoader {
  private:
   void produce() {
     try {
-      for (std::int64_t b = 0; b < num_batches_; ++b) {
+      for (std::int64_t b = 0; b < num_batches(); ++b) {
         {
           std::unique_lock lock(mutex_);
           space_.wait(lock, [&] { return cancel_ || queue_.size() < static_cast<std::size_t>(opt_.prefetch); });
@@ -287,7 +286,6 @@ class DataLoader {
   std::int64_t out_h_ = 0, out_w_ = 0;
   std::optional<BilinearResize> resize_;
   std::vector<PositionRange> batches_;  // of every epoch, as positions in its order
-  std::int64_t num_batches_ = 0;
 
   // The current epoch; written only while no producer runs.
   bool started_ = false;

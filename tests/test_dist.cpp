@@ -8,6 +8,7 @@
 #include <memory>
 #include <numeric>
 #include <set>
+#include <span>
 #include <vector>
 
 #include "rescnn/data/distributed_sampler.hpp"
@@ -70,7 +71,12 @@ TEST_CASE("drop_last drops a partial global batch; evaluation shards cover every
 TEST_CASE("SyncBatchNorm in a one-process world computes BatchNorm2d's forward, backward and running statistics") {
   Generator gen(3);
   nn::BatchNorm2d<float> plain(5), synced(5);
-  dist::convert_sync_batchnorm(synced, std::make_shared<dist::LocalProcessGroup>());
+  // convert_sync_batchnorm leaves a one-process model exactly as it is...
+  CHECK(dist::convert_sync_batchnorm(synced, std::make_shared<dist::LocalProcessGroup>()) == 0);
+  CHECK(synced.type_name() == "BatchNorm2d");
+  // ...so the synchronised path is checked with an identity allreduce: one
+  // rank's sums are the global ones.
+  synced.synchronize_statistics([](std::span<double>) {});
   CHECK(synced.type_name() == "SyncBatchNorm");
   CHECK(plain.type_name() == "BatchNorm2d");
   plain.weight.value = Tensor<float>::uniform({5}, 0.5, 1.5, gen);

@@ -46,13 +46,18 @@ class MpiProcessGroup final : public ProcessGroup {
   explicit MpiProcessGroup(double timeout_seconds = collective_timeout_seconds()) : timeout_(timeout_seconds) {
     int initialized = 0;
     MPI_Initialized(&initialized);
+    int provided = 0;
     if (!initialized) {
-      int provided = 0;
       check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
       owns_mpi_ = true;
-      check<DistError>(provided >= MPI_THREAD_SERIALIZED, "MPI: this MPI library offers thread level ", provided,
-                       "; rescnn's collective thread needs at least MPI_THREAD_SERIALIZED");
+    } else {
+      MPI_Query_thread(&provided);
     }
+    // The worker thread polls MPI while the caller's thread may call
+    // MPI_Abort (abort_job) or create and free another group's communicator.
+    check<DistError>(provided >= MPI_THREAD_MULTIPLE, "MPI: thread level ", provided,
+                     " was provided; rescnn's collective thread needs MPI_THREAD_MULTIPLE",
+                     initialized ? " (the program initialised MPI itself: use MPI_Init_thread with it)" : "");
     check_mpi(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);

@@ -24,6 +24,8 @@ namespace rescnn::dist {
 // through device memory for a group that reduces device memory (NCCL).
 template <class D>
 ops::AllreduceSum host_allreduce_sum(std::shared_ptr<ProcessGroup> group) {
+  check<DistError>(group->memory() == MemoryKind::host || !is_cpu_v<D>, "rescnn::dist: a ", group->backend(),
+                   " group reduces device memory; this model is on the CPU (use the MPI group)");
   return [group = std::move(group)](std::span<double> values) {
     if (group->size() == 1) return;
     if (group->memory() == MemoryKind::host || is_cpu_v<D>) {
@@ -51,10 +53,12 @@ std::size_t convert_sync_batchnorm(nn::Module<T, D>& module, const ops::Allreduc
 }
 }  // namespace detail
 
-// Synchronises every BatchNorm2d of `model` over `group`; returns how many.
+// Synchronises every BatchNorm2d of `model` over `group`; returns how many
+// (none in a one-process world, where it changes nothing).
 template <class T, class D>
 std::size_t convert_sync_batchnorm(nn::Module<T, D>& model, std::shared_ptr<ProcessGroup> group) {
   check<DistError>(group != nullptr, "convert_sync_batchnorm: the process group is null");
+  if (group->size() == 1) return 0;  // nothing to synchronise: BatchNorm2d stays exactly itself
   return detail::convert_sync_batchnorm(model, host_allreduce_sum<D>(std::move(group)));
 }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <set>
@@ -441,4 +442,66 @@ TEST_CASE("FashionMNIST bundles a shuffled, augmented train loader and a plain t
   REQUIRE_THROWS_WITH(data::FashionMNIST({.limit = 60001}), Contains("limit 60001 exceeds the 60000 images"));
   REQUIRE_THROWS_WITH(data::FashionMNIST({.test_limit = 10001}), Contains("limit 10001 exceeds the 10000 images"));
   REQUIRE(data::FashionMNIST({.limit = 100}).test().num_samples() == 10000);  // limit is for training only
+}
+
+TEST_CASE("split_by_class holds out round(fraction * n) of each class, seeded, disjoint and in sample order",
+          "[data][split]") {
+  std::vector<std::int64_t> labels;
+  for (int i = 0; i < 230; ++i) labels.push_back(i % 7 == 0 ? 2 : i % 3);  // uneven classes
+  std::map<std::int64_t, std::int64_t> per_class;
+  for (auto l : labels) ++per_class[l];
+  const auto split = data::split_by_class(labels, 0.2, 11);
+  REQUIRE(split.train.size() + split.val.size() == labels.size());
+  REQUIRE(std::is_sorted(split.train.begin(), split.train.end()));
+  REQUIRE(std::is_sorted(split.val.begin(), split.val.end()));
+  std::vector<std::int64_t> all = split.train;
+  all.insert(all.end(), split.val.begin(), split.val.end());
+  std::sort(all.begin(), all.end());
+  for (std::size_t i = 0; i < all.size(); ++i) REQUIRE(all[i] == static_cast<std::int64_t>(i));  // disjoint, complete
+  std::map<std::int64_t, std::int64_t> held;
+  for (auto i : split.val) ++held[labels[static_cast<std::size_t>(i)]];
+  for (auto [c, n] : per_class) REQUIRE(held[c] == std::llround(0.2 * static_cast<double>(n)));
+  REQUIRE(data::split_by_class(labels, 0.2, 11).val == split.val);
+  REQUIRE(data::split_by_class(labels, 0.2, 12).val != split.val);
+  REQUIRE(data::split_by_class(labels, 0.0).val.empty());
+  CHECK_THROWS_WITH(data::split_by_class(labels, 1.0), Contains("val_fraction must be in [0, 1), got 1"));
+  CHECK_THROWS_WITH(data::split_by_class(std::vector<std::int64_t>{0, -1}, 0.5), Contains("label -1 at index 1"));
+}
+
+TEST_CASE("FashionMNIST's val_fraction holds out a stratified part of the training images as a validation loader",
+          "[data][fashion_mnist][real][split]") {
+  const data::ImageSet all = data::load_fashion_mnist(data::default_root(), data::Split::Train, 2000);
+  data::FashionMNIST fm(
+      {.batch_size = 50, .augment = true, .limit = 2000, .val_fraction = 0.1, .test_limit = 300, .seed = 5});
+  REQUIRE(fm.has_validation_split());
+  const auto split = data::split_by_class(all.labels, 0.1, 5);
+  REQUIRE(fm.train().num_samples() == static_cast<std::int64_t>(split.train.size()));
+  REQUIRE(fm.validation().num_samples() == static_cast<std::int64_t>(split.val.size()));
+  REQUIRE(split.val.size() >= 195);
+  REQUIRE(split.val.size() <= 205);
+  // The validation images are the held-out ones, pixel for pixel, loaded
+  // like the test set: in order, never augmented.
+  const auto& val = fm.validation().dataset();
+  const std::int64_t plane = 28 * 28;
+  for (std::size_t k = 0; k < split.val.size(); ++k) {
+    const auto i = split.val[k];
+    REQUIRE(val.labels[k] == all.labels[static_cast<std::size_t>(i)]);
+    REQUIRE(std::equal(val.pixels.begin() + static_cast<std::int64_t>(k) * plane,
+                       val.pixels.begin() + static_cast<std::int64_t>(k + 1) * plane, all.pixels.begin() + i * plane));
+  }
+  const auto& train = fm.train().dataset();
+  for (std::size_t k = 0; k < split.train.size(); k += 97)
+    REQUIRE(std::equal(train.pixels.begin() + static_cast<std::int64_t>(k) * plane,
+                       train.pixels.begin() + static_cast<std::int64_t>(k + 1) * plane,
+                       all.pixels.begin() + split.train[k] * plane));
+  REQUIRE_FALSE(fm.validation().options().shuffle);
+  REQUIRE(fm.validation().options().crop_padding == 0);
+  REQUIRE(fm.test().num_samples() == 300);
+  // Without val_fraction validation() is the test loader.
+  data::FashionMNIST plain({.limit = 100, .test_limit = 50});
+  REQUIRE_FALSE(plain.has_validation_split());
+  REQUIRE(&plain.validation() == &plain.test());
+  REQUIRE_THROWS_WITH(data::FashionMNIST({.val_fraction = 1.0}),
+                      Contains("FashionMNIST: val_fraction 1 must be in [0, 1)"));
+  REQUIRE_THROWS_WITH(data::FashionMNIST({.limit = 1, .val_fraction = 0.5}), Contains("holds out none"));
 }

@@ -6,4 +6,5 @@
 #include "rescnn/data/fashion_mnist_data.hpp"
 #include "rescnn/data/idx.hpp"
 #include "rescnn/data/loader.hpp"
+#include "rescnn/data/split.hpp"
 #include "rescnn/data/transforms.hpp"

@@ -43,6 +43,7 @@
 #include "rescnn/data/image.hpp"
 #include "rescnn/data/image_codecs.hpp"
 #include "rescnn/data/loader.hpp"
+#include "rescnn/data/split.hpp"
 
 namespace rescnn::data {
 
@@ -175,35 +176,15 @@ class ImageFolder {
   std::int64_t skipped_ = 0;
 };
 
-// Sample indices of an ImageFolder, split into training and validation.
-struct FolderSplit {
-  std::vector<std::int64_t> train, val;
-};
+// Sample indices of an ImageFolder, split into training and validation
+// (data/split.hpp: a seeded fraction of each class).
+using FolderSplit = IndexSplit;
 
-// Of each class, round(val_fraction * n) images are held out (at least one
-// when val_fraction > 0, never all of them), chosen by a generator of
-// (seed, class) only. Both lists are in sample order.
 inline FolderSplit split_by_class(const ImageFolder& folder, double val_fraction = 0.1, std::uint64_t seed = 0) {
-  check<ValueError>(val_fraction >= 0 && val_fraction < 1, "split_by_class: val_fraction must be in [0, 1), got ",
-                    val_fraction);
-  std::vector<std::vector<std::int64_t>> by_class(folder.classes().size());
-  for (std::int64_t i = 0; i < folder.size(); ++i)
-    by_class[static_cast<std::size_t>(folder.samples()[static_cast<std::size_t>(i)].label)].push_back(i);
-  std::vector<bool> held(static_cast<std::size_t>(folder.size()), false);
-  for (std::size_t c = 0; c < by_class.size(); ++c) {
-    auto members = by_class[c];
-    const auto n = static_cast<std::int64_t>(members.size());
-    if (val_fraction == 0 || n < 2) continue;
-    const auto k = std::clamp<std::int64_t>(std::llround(val_fraction * static_cast<double>(n)), 1, n - 1);
-    Generator gen(detail::stream_seed(seed, 0x53504c4954303031ULL /* "SPLIT001" */, c));
-    for (std::size_t i = members.size(); i > 1; --i)
-      std::swap(members[i - 1], members[static_cast<std::size_t>(gen.uniform_int(i))]);
-    for (std::int64_t j = 0; j < k; ++j) held[static_cast<std::size_t>(members[static_cast<std::size_t>(j)])] = true;
-  }
-  FolderSplit split;
-  for (std::int64_t i = 0; i < folder.size(); ++i)
-    (held[static_cast<std::size_t>(i)] ? split.val : split.train).push_back(i);
-  return split;
+  std::vector<std::int64_t> labels;
+  labels.reserve(folder.samples().size());
+  for (const auto& s : folder.samples()) labels.push_back(s.label);
+  return split_by_class(std::span<const std::int64_t>(labels), val_fraction, seed);
 }
 
 }  // namespace rescnn::data

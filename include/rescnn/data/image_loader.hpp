@@ -160,7 +160,7 @@ class ImageFolderLoader {
     const std::int64_t first = b * opt_.batch_size;
     const std::int64_t count = std::min<std::int64_t>(opt_.batch_size, num_samples() - first);
     std::vector<Tensor<float>> images;
-    std::vector<std::int64_t> labels;
+    std::vector<std::int64_t> labels, samples;
     for (std::int64_t k = 0; k < count; ++k) {
       if (cancel_.load()) return {};
       const std::int64_t position = first + k;
@@ -177,6 +177,7 @@ class ImageFolderLoader {
                         " (the transform must give every image one size: crop or resize to a fixed size)");
       images.push_back(std::move(t));
       labels.push_back(s.label);
+      samples.push_back(sample);
     }
     const Shape one = images.front().shape();
     auto batch_images = Tensor<float>::empty({count, one[0], one[1], one[2]});
@@ -184,7 +185,7 @@ class ImageFolderLoader {
     for (std::int64_t k = 0; k < count; ++k)
       std::copy(images[static_cast<std::size_t>(k)].data(), images[static_cast<std::size_t>(k)].data() + per,
                 batch_images.data() + k * per);
-    return {std::move(batch_images), Tensor<std::int64_t>::from_vector({count}, labels), b};
+    return {std::move(batch_images), Tensor<std::int64_t>::from_vector({count}, labels), b, std::move(samples)};
   }
 
   void work() {

@@ -52,9 +52,10 @@
 namespace rescnn::data {
 
 struct Batch {
-  Tensor<float> images;         // (N, 1, H, W)
-  Tensor<std::int64_t> labels;  // (N)
-  std::int64_t index = 0;       // position of the batch in its epoch
+  Tensor<float> images;               // (N, 1, H, W)
+  Tensor<std::int64_t> labels;        // (N)
+  std::int64_t index = 0;             // position of the batch in its epoch
+  std::vector<std::int64_t> samples;  // each image's index in the data set
 };
 
 struct LoaderOptions {
@@ -212,6 +213,7 @@ class DataLoader {
     batch.index = b;
     batch.images = Tensor<float>::empty({n, 1, out_h_, out_w_});
     batch.labels = Tensor<std::int64_t>::empty({n});
+    batch.samples.resize(static_cast<std::size_t>(n));
     std::vector<float> unit(static_cast<std::size_t>(in_plane)), crop, scratch;
     if (opt_.crop_padding > 0) crop.resize(static_cast<std::size_t>(out_plane));
     for (std::int64_t k = 0; k < n; ++k) {
@@ -219,6 +221,7 @@ class DataLoader {
       const std::int64_t sample = order_[static_cast<std::size_t>(pos)];
       float* out = batch.images.data() + k * out_plane;
       batch.labels[k] = set_->labels[static_cast<std::size_t>(sample)];
+      batch.samples[static_cast<std::size_t>(k)] = sample;
       const std::uint8_t* px = set_->pixels.data() + sample * in_plane;
       if (resize_) {
         to_unit_range(px, unit.data(), in_plane);

@@ -14,14 +14,17 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "rescnn/data/image.hpp"
 #include "rescnn/data/image_codecs.hpp"
 #include "rescnn/data/image_loader.hpp"
 #include "rescnn/data/image_transforms.hpp"
+#include "rescnn/io/png_writer.hpp"
 #include "support/golden.hpp"
 #include "support/netpbm.hpp"
 #include "support/skip.hpp"
@@ -211,4 +214,35 @@ TEST_CASE("A folder of real photographs loads through the training transform", "
   }
   CHECK(seen == 6);
   CHECK(folder->classes() == std::vector<std::string>{"animal", "object"});
+}
+
+TEST_CASE("encode_png_gray writes PNGs that libpng decodes to the same pixels", "[image][png][writer]") {
+  for (const auto& [w, h] : {std::pair<int, int>{1, 1}, {28, 28}, {7, 3}, {300, 2}}) {
+    INFO(w << "x" << h);
+    std::vector<std::uint8_t> pixels(static_cast<std::size_t>(w * h));
+    for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<std::uint8_t>((i * 37 + i / 5) % 256);
+    const std::string png = rn::io::encode_png_gray(pixels, w, h);
+    REQUIRE(png.rfind("\x89PNG\r\n\x1a\n", 0) == 0);
+    const auto bytes = std::span(reinterpret_cast<const std::uint8_t*>(png.data()), png.size());
+    // libpng checks every chunk's CRC and the zlib stream while decoding.
+    const auto image = rn::data::decode_png(bytes, "written.png", {.channels = 0});
+    REQUIRE(image.width == w);
+    REQUIRE(image.height == h);
+    REQUIRE(image.channels == 1);
+    REQUIRE(image.pixels == pixels);
+  }
+  CHECK_THROWS_WITH(rn::io::encode_png_gray(std::vector<std::uint8_t>(5), 2, 3),
+                    Catch::Contains("encode_png_gray: 5 pixels for a 2x3 image"));
+  CHECK_THROWS_WITH(rn::io::encode_png_gray({}, 0, 1), Catch::Contains("image size 0x1"));
+}
+
+TEST_CASE("base64 matches RFC 4648's test vectors", "[image][png][writer]") {
+  CHECK(rn::io::base64("") == "");
+  CHECK(rn::io::base64("f") == "Zg==");
+  CHECK(rn::io::base64("fo") == "Zm8=");
+  CHECK(rn::io::base64("foo") == "Zm9v");
+  CHECK(rn::io::base64("foob") == "Zm9vYg==");
+  CHECK(rn::io::base64("fooba") == "Zm9vYmE=");
+  CHECK(rn::io::base64("foobar") == "Zm9vYmFy");
+  CHECK(rn::io::base64(std::string("\xff\xfe\x00", 3)) == "//4A");
 }

@@ -1,5 +1,5 @@
 // Tests for the trainer's reporting: rescnn/train/format.hpp, metrics.hpp,
-// plot.hpp and progress.hpp.
+// plot.hpp, progress.hpp and report.hpp.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -15,8 +15,10 @@
 #include <limits>
 #include <locale>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -27,6 +29,7 @@
 #include "rescnn/train/metrics.hpp"
 #include "rescnn/train/plot.hpp"
 #include "rescnn/train/progress.hpp"
+#include "rescnn/train/report.hpp"
 #include "support/skip.hpp"
 #include "support/temp_dir.hpp"
 
@@ -748,4 +751,129 @@ TEST_CASE("ProgressBar rejects bad arguments", "[train][progress]") {
   CHECK_THROWS_WITH(bar.update(6, 0.5, 1), Contains("steps_done must be in [0, 5], got 6"));
   CHECK_THROWS_AS(bar.update(-1, 0.5, 1), ValueError);
   bar.finish();
+}
+
+namespace {
+
+// Predictions of 3 classes with known counts: (true, predicted) pairs, each
+// sample's loss its index's reversal, so that the worst are known.
+train::SamplePredictions three_class_predictions() {
+  const std::vector<std::pair<std::int64_t, std::int64_t>> pairs = {{0, 0}, {0, 0}, {0, 1}, {1, 1}, {1, 1}, {1, 1},
+                                                                    {1, 2}, {2, 0}, {2, 2}, {2, 2}, {0, 2}, {1, 0}};
+  train::SamplePredictions p;
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    p.label.push_back(pairs[i].first);
+    p.predicted.push_back(pairs[i].second);
+    p.loss.push_back(pairs[i].first == pairs[i].second ? 0.1 : 1.0 + static_cast<double>(i % 4));
+    p.confidence.push_back(0.5);
+  }
+  return p;
+}
+
+const std::vector<std::string_view> kThreeNames = {"cat", "dog", "fish & chips"};
+
+// Every match of `attribute="..."` in `text`, in order.
+std::vector<std::string> attribute_values(const std::string& text, const std::string& attribute) {
+  std::vector<std::string> out;
+  const std::string key = attribute + "=\"";
+  for (std::size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
+    const std::size_t start = at + key.size();
+    out.push_back(text.substr(start, text.find('"', start) - start));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ConfusionMatrix counts (true, predicted) pairs; per-class accuracy lines name each class",
+          "[train][report]") {
+  const auto p = three_class_predictions();
+  const train::ConfusionMatrix cm(p, 3);
+  REQUIRE(cm.total() == 12);
+  REQUIRE(cm.correct() == 7);
+  REQUIRE(cm.accuracy() == 7.0 / 12.0);
+  const std::int64_t expected[3][3] = {{2, 1, 1}, {1, 3, 1}, {1, 0, 2}};
+  for (std::int64_t r = 0; r < 3; ++r)
+    for (std::int64_t c = 0; c < 3; ++c) REQUIRE(cm.count(r, c) == expected[r][c]);
+  REQUIRE(cm.class_total(1) == 5);
+  REQUIRE(cm.class_accuracy(1) == 0.6);
+  const auto lines = train::per_class_accuracy_lines(cm, kThreeNames);
+  REQUIRE(lines == std::vector<std::string>{"class=cat correct=2 total=4 acc=0.5000",
+                                            "class=dog correct=3 total=5 acc=0.6000",
+                                            "class=fish & chips correct=2 total=3 acc=0.6667"});
+  train::ConfusionMatrix empty_class(2);
+  empty_class.add(0, 0);
+  REQUIRE(std::isnan(empty_class.class_accuracy(1)));
+  CHECK_THROWS_WITH(empty_class.add(2, 0), Contains("ConfusionMatrix: (2, 0) is outside the 2 classes"));
+  CHECK_THROWS_WITH(train::ConfusionMatrix(0), Contains("num_classes must be >= 1, got 0"));
+  CHECK_THROWS_WITH(train::per_class_accuracy_lines(cm, std::vector<std::string_view>{"a", "b"}),
+                    Contains("per_class_accuracy_lines: 2 class names for 3 classes"));
+}
+
+TEST_CASE("render_confusion_svg: one cell per pair with its count, the class names on both axes", "[train][report]") {
+  const train::ConfusionMatrix cm(three_class_predictions(), 3);
+  const std::string svg = train::render_confusion_svg(cm, kThreeNames, "A <test> run");
+  REQUIRE(svg.rfind("<?xml", 0) == 0);
+  REQUIRE(svg.ends_with("</svg>\n"));
+  CHECK_THAT(svg, Contains("A &lt;test&gt; run"));
+  const auto trues = attribute_values(svg, "data-true"), predicted = attribute_values(svg, "data-predicted"),
+             counts = attribute_values(svg, "data-count");
+  REQUIRE(trues.size() == 9);
+  REQUIRE(predicted.size() == 9);
+  REQUIRE(counts.size() == 9);
+  std::int64_t sum = 0;
+  for (std::size_t i = 0; i < 9; ++i) {
+    const auto r = std::stoll(trues[i]), c = std::stoll(predicted[i]), n = std::stoll(counts[i]);
+    REQUIRE(n == cm.count(r, c));
+    sum += n;
+  }
+  REQUIRE(sum == cm.total());
+  for (const auto name : {"cat", "dog", "fish &amp; chips"}) {
+    CHECK_THAT(svg, Contains(std::string("class=\"true-label\"")));
+    CHECK_THAT(svg, Contains(std::string(">") + name + "</text>"));
+  }
+  // Each name twice: once down the side (true), once across the top (predicted).
+  std::size_t dog = 0;
+  for (std::size_t at = svg.find(">dog</text>"); at != std::string::npos; at = svg.find(">dog</text>", at + 1)) ++dog;
+  REQUIRE(dog == 2);
+  CHECK_THAT(svg, Contains("12 images, accuracy 0.5833"));
+}
+
+TEST_CASE("worst_samples and the worst-images grid: misclassified images, highest loss first", "[train][report]") {
+  const auto p = three_class_predictions();
+  // Wrong: 2 (loss 3), 6 (3), 7 (4), 10 (3), 11 (4); ties by index.
+  REQUIRE(train::worst_samples(p, 3) == std::vector<std::int64_t>{7, 11, 2});
+  REQUIRE(train::worst_samples(p, 100) == std::vector<std::int64_t>{7, 11, 2, 6, 10});
+  REQUIRE(train::worst_samples(p, 0).empty());
+  CHECK_THROWS_WITH(train::worst_samples(p, -1), Contains("count -1 is negative"));
+
+  rescnn::data::ImageSet set;
+  set.height = 3;
+  set.width = 2;
+  for (std::int64_t i = 0; i < p.size(); ++i) {
+    set.labels.push_back(p.label[static_cast<std::size_t>(i)]);
+    for (int k = 0; k < 6; ++k) set.pixels.push_back(static_cast<std::uint8_t>(i * 20 + k));
+  }
+  const std::string svg = train::render_worst_images_svg(set, p, kThreeNames, {.count = 4, .columns = 3});
+  REQUIRE(attribute_values(svg, "data-index") == std::vector<std::string>{"7", "11", "2", "6"});
+  // Each tile: the image as an embedded PNG, its true and its predicted class.
+  const auto hrefs = attribute_values(svg, "xlink:href");
+  REQUIRE(hrefs.size() == 4);
+  for (const auto& href : hrefs) REQUIRE(href.rfind("data:image/png;base64,iVBORw0KGgo", 0) == 0);
+  // Image 7's own pixels, encoded as the grid encodes them.
+  const std::string png7 = rescnn::io::encode_png_gray(std::span(set.pixels.data() + 7 * 6, 6), 2, 3);
+  REQUIRE(hrefs[0] == "data:image/png;base64," + rescnn::io::base64(png7));
+  CHECK_THAT(svg, Contains("true: fish &amp; chips"));  // image 7: fish predicted as cat
+  CHECK_THAT(svg, Contains("predicted: cat (50%)"));
+  CHECK_THROWS_WITH(train::render_worst_images_svg(set, p, std::vector<std::string_view>{"a"}),
+                    Contains("class 2 has no name (1 names)"));
+  set.labels.pop_back();
+  CHECK_THROWS_WITH(train::render_worst_images_svg(set, p, kThreeNames),
+                    Contains("12 predictions for a set of 11 images"));
+  // Nothing wrong: the grid says so.
+  auto all_right = p;
+  all_right.predicted = all_right.label;
+  set.labels.push_back(0);
+  CHECK_THAT(train::render_worst_images_svg(set, all_right, kThreeNames),
+             Contains("every image is classified correctly"));
 }

@@ -4,4 +4,5 @@
 #include "rescnn/train/metrics.hpp"
 #include "rescnn/train/plot.hpp"
 #include "rescnn/train/progress.hpp"
+#include "rescnn/train/report.hpp"
 #include "rescnn/train/trainer.hpp"

@@ -145,6 +145,39 @@ TEST_CASE("Loading a checkpoint rejects mismatches and changes nothing", "[check
   }
 }
 
+TEST_CASE("A checkpoint keeps a weight average as extra training state; the file still loads as plain weights",
+          "[checkpoint][ema]") {
+  TempDir tmp("rescnn_checkpoint");
+  rn::manual_seed(12);
+  auto model = small_model();
+  rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.1, .momentum = 0.9});
+  rn::optim::WeightEma<float> ema(*model, 0.5);
+  train_steps(*model, sgd, 2);
+  ema.update();
+  rn::io::save_checkpoint(tmp / "c.safetensors", *model, sgd, {.epoch = 1}, ema.named_state());
+  const auto file = SafeTensors::load(tmp / "c.safetensors");
+  REQUIRE(file.contains("training.ema." + model->named_parameters().front().first));
+
+  auto target = small_model();
+  rn::optim::SGD<float> target_sgd(target->named_parameters(), {.lr = 0.1, .momentum = 0.9});
+  rn::optim::WeightEma<float> target_ema(*target, 0.5);
+  rn::io::load_checkpoint(tmp / "c.safetensors", *target, target_sgd, target_ema.named_state());
+  const auto averages = ema.named_state(), restored = target_ema.named_state();
+  REQUIRE(averages.size() == restored.size());
+  for (std::size_t i = 0; i < averages.size(); ++i)
+    REQUIRE(restored[i].second->to_vector() == averages[i].second->to_vector());
+
+  // A run without the average refuses it rather than dropping it silently.
+  rn::optim::SGD<float> plain_sgd(target->named_parameters(), {.lr = 0.1, .momentum = 0.9});
+  REQUIRE_THROWS_WITH(rn::io::load_checkpoint(tmp / "c.safetensors", *target, plain_sgd),
+                      Catch::Contains("extra training state tensors (a weight average), this run keeps 0"));
+  // As a plain state dict it is the model's own weights.
+  auto plain = small_model();
+  rn::io::load(*plain, tmp / "c.safetensors");
+  const auto a = rn::io::state_dict(*model), b = rn::io::state_dict(*plain);
+  for (const auto& name : a.names()) REQUIRE(a.record(name).bytes == b.record(name).bytes);
+}
+
 TEST_CASE("A process killed while writing a checkpoint never destroys the previous one", "[checkpoint][crash]") {
   // A child overwrites the checkpoint in a loop and is SIGKILLed at a random
   // moment; the file must then load and equal, tensor for tensor (model and

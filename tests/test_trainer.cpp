@@ -3,6 +3,7 @@
 // CSV, SVG and checkpoint files are written.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -109,7 +110,8 @@ using MakeOptimizer =
 static void require_bitwise_resume(std::int64_t epochs, std::int64_t resume_after, std::int64_t train_images,
                                    std::int64_t test_images, const MakeOptimizer& make,
                                    rn::Precision precision = rn::Precision::fp32,
-                                   std::optional<rn::optim::GradScalerOptions> loss_scaling = std::nullopt) {
+                                   std::optional<rn::optim::GradScalerOptions> loss_scaling = std::nullopt,
+                                   std::optional<double> ema_decay = std::nullopt) {
   TempDir tmp("rescnn_trainer");
   // Augmentation, shuffling, momentum and a schedule: everything that
   // carries state across epochs.
@@ -129,7 +131,8 @@ static void require_bitwise_resume(std::int64_t epochs, std::int64_t resume_afte
                                 .loss_scaling = loss_scaling,
                                 .progress = rn::train::ProgressMode::Silent,
                                 .log = nullptr,
-                                .on_step = log.callback()});
+                                .on_step = log.callback(),
+                                .ema_decay = ema_decay});
     auto history = trainer.fit(*model, *optimizer, data);
     return std::make_pair(history, rn::io::state_dict(*model));
   };
@@ -194,6 +197,20 @@ TEST_CASE("A run resumed from a checkpoint reproduces the uninterrupted run bit 
         },
         rn::Precision::fp32,
         rn::optim::GradScalerOptions{.init_scale = 0x1p200, .backoff_factor = 0x1p-50, .growth_interval = 3});
+  }
+  SECTION("an EMA of the weights: the averages and their update count come back from the checkpoint") {
+    // Validation and the final weights are the averages', so a resume that
+    // restarted them (or their warm-up) would change both.
+    require_bitwise_resume(
+        epochs, 1, 160, 100,
+        [&](rn::nn::Module<float>& model, std::int64_t steps) {
+          return std::make_pair(
+              std::unique_ptr<rn::optim::Optimizer<float>>(new rn::optim::SGD<float>(
+                  rn::optim::no_decay_on_norm_and_bias(model), {.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4})),
+              std::shared_ptr<const rn::optim::LrSchedule>(
+                  std::make_shared<rn::optim::OneCycleLR>(0.05, epochs * steps)));
+        },
+        rn::Precision::fp32, std::nullopt, 0.9);
   }
   SECTION("AdamW with warm-up then cosine") {
     require_bitwise_resume(epochs, 2, 96, 50, [&](rn::nn::Module<float>& model, std::int64_t steps) {
@@ -482,4 +499,89 @@ TEST_CASE("evaluate runs in eval mode and restores the mode", "[trainer]") {
   REQUIRE(a.loss == b.loss);  // eval mode: running statistics are not updated
   REQUIRE(a.accuracy >= 0.0);
   REQUIRE(a.accuracy <= 1.0);
+}
+
+TEST_CASE("With a validation split and keep-best, the trainer validates on held-out images and keeps the best epoch",
+          "[trainer][checkpoint][best]") {
+  TempDir tmp("rescnn_trainer");
+  rn::manual_seed(6);
+  rn::data::FashionMNIST data(
+      {.batch_size = 32, .augment = true, .limit = 400, .val_fraction = 0.2, .test_limit = 100, .seed = 3});
+  REQUIRE(data.has_validation_split());
+  REQUIRE(data.train().num_samples() == 320);
+  REQUIRE(data.validation().num_samples() == 80);
+  auto model = small_model();
+  rn::optim::SGD<float> sgd(rn::optim::no_decay_on_norm_and_bias(*model), {.lr = 0.05, .momentum = 0.9});
+  const auto h = rn::train::Trainer({.max_epochs = 4,
+                                     .checkpoint = tmp / "ck.safetensors",
+                                     .progress = rn::train::ProgressMode::Silent,
+                                     .log = nullptr,
+                                     .run_settings = {{"model", "small"}},
+                                     .ema_decay = 0.5,
+                                     .best_checkpoint = tmp / "ck.best.safetensors"})
+                     .fit(*model, sgd, data);
+  REQUIRE(h.size() == 4);
+  // The final weights are the averages, and they were validated on the held-out split.
+  const auto last = rn::train::evaluate(*model, data.validation());
+  REQUIRE(last.accuracy == h.back().val_acc);
+  REQUIRE(last.loss == h.back().val_loss);
+
+  const std::int64_t best = h.best_epoch();
+  REQUIRE(best >= 1);
+  for (const auto& m : h.epochs()) REQUIRE(m.val_acc <= h.epochs()[static_cast<std::size_t>(best - 1)].val_acc);
+  const auto file = rn::io::SafeTensors::load(tmp / "ck.best.safetensors");
+  REQUIRE(file.meta("rescnn.best_epoch") == std::to_string(best));
+  REQUIRE(std::stod(file.meta("rescnn.val_acc")) == h.epochs()[static_cast<std::size_t>(best - 1)].val_acc);
+  REQUIRE(file.meta("extra.model") == "small");
+  // The best file holds the weights that scored it: evaluated again they
+  // give that epoch's validation metrics exactly.
+  auto restored = small_model();
+  rn::io::load(*restored, tmp / "ck.best.safetensors");
+  const auto again = rn::train::evaluate(*restored, data.validation());
+  REQUIRE(again.accuracy == h.epochs()[static_cast<std::size_t>(best - 1)].val_acc);
+  REQUIRE(again.loss == h.epochs()[static_cast<std::size_t>(best - 1)].val_loss);
+
+  // The per-sample predictions of the final model on the test set: every
+  // image once, the confusion matrix's rows are the labels' counts.
+  const auto preds = rn::train::predict_samples(*model, data.test());
+  REQUIRE(preds.size() == 100);
+  const rn::train::ConfusionMatrix cm(preds, 10);
+  REQUIRE(cm.total() == 100);
+  const auto& labels = data.test().dataset().labels;
+  for (std::int64_t c = 0; c < 10; ++c) REQUIRE(cm.class_total(c) == std::count(labels.begin(), labels.end(), c));
+  const auto test = rn::train::evaluate(*model, data.test());
+  REQUIRE(static_cast<double>(cm.correct()) / 100.0 == test.accuracy);
+  double loss_sum = 0;
+  for (double l : preds.loss) loss_sum += l;
+  REQUIRE(loss_sum / 100.0 == Approx(test.loss).epsilon(1e-5));
+}
+
+TEST_CASE("Resuming refuses a checkpoint written with another weight average", "[trainer][checkpoint][errors]") {
+  TempDir tmp("rescnn_trainer");
+  rn::manual_seed(2);
+  SmallFashionMnist data(64, 50, {.batch_size = 32});
+  auto model = small_model();
+  rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01});
+  rn::train::TrainerOptions options{.max_epochs = 1,
+                                    .checkpoint = tmp / "ck.safetensors",
+                                    .progress = rn::train::ProgressMode::Silent,
+                                    .log = nullptr,
+                                    .ema_decay = 0.99};
+  rn::train::Trainer(options).fit(*model, sgd, data);
+  options.resume = true;
+  options.max_epochs = 2;
+  options.ema_decay = std::nullopt;
+  REQUIRE_THROWS_WITH(rn::train::Trainer(options).fit(*model, sgd, data),
+                      Catch::Contains("it was written with ema_decay=0.99, this run has ema_decay=none"));
+  options.ema_decay = 0.999;
+  REQUIRE_THROWS_WITH(rn::train::Trainer(options).fit(*model, sgd, data),
+                      Catch::Contains("ema_decay=0.99, this run has ema_decay=0.999"));
+  REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .ema_decay = 1.0}),
+                      Catch::Contains("ema_decay must be in [0, 1), got 1"));
+  REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .label_smoothing = 1.5}),
+                      Catch::Contains("label_smoothing must be in [0, 1], got 1.5"));
+  REQUIRE_THROWS_WITH(
+      rn::train::Trainer(
+          {.max_epochs = 1, .checkpoint = tmp / "a.safetensors", .best_checkpoint = tmp / "a.safetensors"}),
+      Catch::Contains("best_checkpoint and checkpoint are the same file"));
 }

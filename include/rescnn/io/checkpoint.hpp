@@ -25,6 +25,8 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "rescnn/core/rng.hpp"
 #include "rescnn/io/state_dict.hpp"
@@ -100,12 +102,23 @@ inline CheckpointInfo checkpoint_info(const SafeTensors& file) {
   return info;
 }
 
+// Tensors a caller keeps beside the model and optimizer (the trainer's
+// weight average), stored as "training.<name>" so that they neither collide
+// with the model's names nor stop the file loading as a plain state dict.
+template <class T, class D>
+using ExtraState = std::vector<std::pair<std::string, Tensor<T, D>*>>;
+
 template <class T, class D>
 void save_checkpoint(const std::filesystem::path& file, nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer,
-                     const CheckpointInfo& info) {
+                     const CheckpointInfo& info, const ExtraState<T, D>& extra_state = {}) {
   check<ValueError>(info.epoch >= 0, "save_checkpoint: epoch must be >= 0, got ", info.epoch);
   SafeTensors st = state_dict(model);
   for (auto& [name, tensor] : optimizer.named_state()) st.add(std::string(kOptimizerPrefix) + name, *tensor);
+  for (auto& [name, tensor] : extra_state) {
+    const std::string key = std::string(kTrainingStatePrefix) + name;
+    check<ValueError>(!st.contains(key), "save_checkpoint: extra state '", name, "' is given twice");
+    st.add(key, *tensor);
+  }
   st.set_metadata("format", "pt");
   st.set_metadata("rescnn.format", std::string(kCheckpointFormat));
   st.set_metadata("epoch", std::to_string(info.epoch));
@@ -117,12 +130,36 @@ void save_checkpoint(const std::filesystem::path& file, nn::Module<T, D>& model,
   st.save(file);
 }
 
+namespace detail {
+
+// Throws unless `file` holds `key` with T's dtype and `tensor`'s shape.
+template <class T, class D>
+void check_state_tensor(const SafeTensors& file, const std::string& key, const Tensor<T, D>& tensor,
+                        const std::string& missing_hint) {
+  const std::string where = "checkpoint '" + file.source() + "': ";
+  check<IoError>(file.contains(key), where, "missing state '", key, "'", missing_hint);
+  const TensorRecord& rec = file.record(key);
+  check<IoError>(rec.dtype == dtype_of<T>(), where, "state '", key, "' has dtype ", to_string(rec.dtype), ", expected ",
+                 to_string(dtype_of<T>()));
+  check<ShapeError>(same_extents(rec, tensor.shape()), where, "state '", key, "' has shape ", format_dims(rec.shape),
+                    ", expected ", format_dims(extents(tensor.shape())));
+}
+
+template <class T, class D>
+void copy_state_tensor(const SafeTensors& file, const std::string& key, Tensor<T, D>& tensor) {
+  const TensorRecord& rec = file.record(key);
+  if (!rec.bytes.empty()) DeviceTraits<D>::copy_from_host(tensor.data(), rec.bytes.data(), rec.bytes.size());
+}
+
+}  // namespace detail
+
 // Restores model, optimizer (state tensors and step count) and returns the
 // metadata; the caller restores the generator from `rng` if it wants to.
 // The optimizer's hyperparameters are the caller's (as when PyTorch users
 // rebuild an optimizer before load_state_dict); its type must match.
 template <class T, class D>
-CheckpointInfo load_checkpoint(const SafeTensors& file, nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer) {
+CheckpointInfo load_checkpoint(const SafeTensors& file, nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer,
+                               const ExtraState<T, D>& extra_state = {}) {
   const std::string where = "checkpoint '" + file.source() + "': ";
   CheckpointInfo info = checkpoint_info(file);
   const std::string saved_type = file.meta("optimizer.type");
@@ -130,40 +167,35 @@ CheckpointInfo load_checkpoint(const SafeTensors& file, nn::Module<T, D>& model,
                  optimizer.type_name());
   const std::int64_t steps = detail::parse_count(file, "optimizer.steps");
 
-  // Validate the optimizer's entries before anything is changed.
+  // Validate the optimizer's entries and the extra state before anything is changed.
   auto state = optimizer.named_state();
-  std::size_t expected = 0;
-  for (auto& [name, tensor] : state) {
-    const std::string key = std::string(kOptimizerPrefix) + name;
-    check<IoError>(file.contains(key), where, "missing optimizer state '", key, "' (saved with ",
-                   file.meta("optimizer.config"), ", resumed with ", optimizer.to_string(), ")");
-    const TensorRecord& rec = file.record(key);
-    check<IoError>(rec.dtype == dtype_of<T>(), where, "optimizer state '", key, "' has dtype ", to_string(rec.dtype),
-                   ", expected ", to_string(dtype_of<T>()));
-    check<ShapeError>(detail::same_extents(rec, tensor->shape()), where, "optimizer state '", key, "' has shape ",
-                      detail::format_dims(rec.shape), ", the parameter's is ",
-                      detail::format_dims(detail::extents(tensor->shape())));
-    ++expected;
-  }
+  const std::string configs =
+      " (saved with " + file.meta("optimizer.config") + ", resumed with " + optimizer.to_string() + ")";
+  for (auto& [name, tensor] : state)
+    detail::check_state_tensor(file, std::string(kOptimizerPrefix) + name, *tensor, configs);
   std::size_t present = 0;
   for (const std::string& name : file.names()) present += name.rfind(kOptimizerPrefix, 0) == 0;
-  check<IoError>(present == expected, where, "it holds ", present, " optimizer state tensors, the optimizer has ",
-                 expected, " (saved with ", file.meta("optimizer.config"), ", resumed with ", optimizer.to_string(),
-                 ")");
+  check<IoError>(present == state.size(), where, "it holds ", present, " optimizer state tensors, the optimizer has ",
+                 state.size(), configs);
+  for (auto& [name, tensor] : extra_state)
+    detail::check_state_tensor(file, std::string(kTrainingStatePrefix) + name, *tensor, "");
+  std::size_t extra_present = 0;
+  for (const std::string& name : file.names()) extra_present += name.rfind(kTrainingStatePrefix, 0) == 0;
+  check<IoError>(extra_present == extra_state.size(), where, "it holds ", extra_present,
+                 " extra training state tensors (a weight average), this run keeps ", extra_state.size());
 
   load_state_dict(model, file);  // validates, then copies
-  for (auto& [name, tensor] : state) {
-    const TensorRecord& rec = file.record(std::string(kOptimizerPrefix) + name);
-    if (!rec.bytes.empty()) DeviceTraits<D>::copy_from_host(tensor->data(), rec.bytes.data(), rec.bytes.size());
-  }
+  for (auto& [name, tensor] : state) detail::copy_state_tensor(file, std::string(kOptimizerPrefix) + name, *tensor);
+  for (auto& [name, tensor] : extra_state)
+    detail::copy_state_tensor(file, std::string(kTrainingStatePrefix) + name, *tensor);
   optimizer.set_steps(steps);
   return info;
 }
 
 template <class T, class D>
 CheckpointInfo load_checkpoint(const std::filesystem::path& path, nn::Module<T, D>& model,
-                               optim::Optimizer<T, D>& optimizer) {
-  return load_checkpoint(SafeTensors::load(path), model, optimizer);
+                               optim::Optimizer<T, D>& optimizer, const ExtraState<T, D>& extra_state = {}) {
+  return load_checkpoint(SafeTensors::load(path), model, optimizer, extra_state);
 }
 
 }  // namespace rescnn::io

@@ -114,8 +114,16 @@ void copy_floating(const TensorRecord& rec, Tensor<T, D>& dst) {
 }  // namespace detail
 
 // Tensor names that belong to training state, not to the model; they are
-// skipped when a checkpoint is loaded as a plain state dict.
+// skipped when a checkpoint is loaded as a plain state dict: the
+// optimizer's state, and what else the trainer keeps (its weight average).
 inline constexpr std::string_view kOptimizerPrefix = "optimizer.";
+inline constexpr std::string_view kTrainingStatePrefix = "training.";
+
+namespace detail {
+inline bool is_training_state(const std::string& name) {
+  return name.rfind(kOptimizerPrefix, 0) == 0 || name.rfind(kTrainingStatePrefix, 0) == 0;
+}
+}  // namespace detail
 
 struct SaveOptions {
   // The dtype of the floating-point tensors in the file: empty for the
@@ -205,7 +213,7 @@ LoadReport load_state_dict(nn::Module<T, D>& model, const SafeTensors& file, con
   }
   for (auto& [name, c] : counters) known.insert(name);
   for (const std::string& name : file.names())
-    if (!known.count(name) && !excluded(name) && name.rfind(kOptimizerPrefix, 0) != 0) unexpected.push_back(name);
+    if (!known.count(name) && !excluded(name) && !detail::is_training_state(name)) unexpected.push_back(name);
   if (options.strict && (!missing.empty() || !unexpected.empty())) {
     std::string msg = where + "the file does not match the model (" + model.type_name() + ")";
     if (!missing.empty())

@@ -12,6 +12,7 @@
 // noticed, not half-loaded.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -60,6 +61,19 @@ class History {
   const std::vector<EpochMetrics>& epochs() const { return epochs_; }
   bool empty() const { return epochs_.empty(); }
   std::size_t size() const { return epochs_.size(); }
+
+  // The epoch with the highest validation accuracy (the first of equals);
+  // 0 when no epoch has one.
+  std::int64_t best_epoch() const {
+    std::int64_t best = 0;
+    double best_acc = -1;
+    for (const EpochMetrics& m : epochs_)
+      if (std::isfinite(m.val_acc) && m.val_acc > best_acc) {
+        best = m.epoch;
+        best_acc = m.val_acc;
+      }
+    return best;
+  }
 
   const EpochMetrics& back() const {
     check<ValueError>(!epochs_.empty(), "History::back: the history is empty");

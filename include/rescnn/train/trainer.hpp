@@ -5,8 +5,9 @@
 //
 // Each epoch trains on data.train() in train mode (forward, cross-entropy,
 // backward, optimizer step, with the schedule setting the learning rate
-// before every step), then evaluates on data.test() in eval mode without
-// recording gradients, and reports one line:
+// before every step), then evaluates on data.validation() (data.test() when
+// the data has no validation set) in eval mode without recording gradients,
+// and reports one line:
 //   epoch=1 train_loss=… val_loss=… val_acc=… imgs_per_s=… seconds=…
 // On a terminal a progress bar with ETA runs on stderr during the epoch;
 // otherwise only the epoch lines are written (logs stay one line per epoch).
@@ -16,6 +17,17 @@
 // model, optimizer, epoch, generator and history are restored, and since the
 // data order depends only on (seed, epoch) and schedules only on the step
 // count, the remaining epochs reproduce an uninterrupted run bit for bit.
+//
+// With `ema_decay` an exponential moving average of the weights
+// (optim/ema.hpp, with timm's warmup) is updated after every step; validation, the best
+// checkpoint and the model fit returns use the averaged weights, and the
+// checkpoint stores the averages too, so a resumed run continues them.
+//
+// With `best_checkpoint` the validated weights of the epoch with the best
+// validation accuracy are written there as well (a plain state dict with
+// the epoch and accuracy in its metadata: io::load and predict read it).
+// It is written before the epoch's checkpoint, so after a crash it is never
+// ahead of the history it came from.
 //
 // A non-finite loss stops training with TrainingDiverged naming the epoch and
 // step; nothing is written for that epoch, so the last checkpoint is the last
@@ -49,6 +61,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -60,12 +73,14 @@
 #include <system_error>
 
 #include "rescnn/core/precision.hpp"
+#include "rescnn/data/distributed_sampler.hpp"
 #include "rescnn/dist/ddp.hpp"
 #include "rescnn/dist/process_group.hpp"
 #include "rescnn/dist/sync_batchnorm.hpp"
 #include "rescnn/io/checkpoint.hpp"
 #include "rescnn/nn/loss.hpp"
 #include "rescnn/nn/module.hpp"
+#include "rescnn/optim/ema.hpp"
 #include "rescnn/optim/grad_scaler.hpp"
 #include "rescnn/optim/optimizer.hpp"
 #include "rescnn/optim/schedule.hpp"
@@ -116,6 +131,13 @@ struct TrainerOptions {
   // Entries stored in checkpoints that a resumed run must match (the
   // example stores its model and data settings); a mismatch is a ValueError.
   std::map<std::string, std::string> run_settings{};
+  // Label smoothing of the training loss (CrossEntropyLoss's
+  // label_smoothing); validation always reports the plain cross-entropy.
+  double label_smoothing = 0;
+  // Decay of an average of the weights (unset: none); see above.
+  std::optional<double> ema_decay{};
+  // Where to keep the best epoch's weights (empty: not kept).
+  std::filesystem::path best_checkpoint{};
   // The ranks of a data-parallel job (dist::init()); null or a one-process
   // group: this process trains alone.
   std::shared_ptr<dist::ProcessGroup> process_group{};
@@ -129,6 +151,13 @@ inline optim::GradScalerOptions effective_loss_scaling(const TrainerOptions& o) 
 inline void validate(const TrainerOptions& o) {
   check<ValueError>(o.max_epochs >= 1, "Trainer: max_epochs must be >= 1, got ", o.max_epochs);
   check<ValueError>(!o.resume || !o.checkpoint.empty(), "Trainer: resume needs a checkpoint path");
+  check<ValueError>(std::isfinite(o.label_smoothing) && o.label_smoothing >= 0 && o.label_smoothing <= 1,
+                    "Trainer: label_smoothing must be in [0, 1], got ", o.label_smoothing);
+  if (o.ema_decay)
+    check<ValueError>(std::isfinite(*o.ema_decay) && *o.ema_decay >= 0 && *o.ema_decay < 1,
+                      "Trainer: ema_decay must be in [0, 1), got ", *o.ema_decay);
+  check<ValueError>(o.best_checkpoint.empty() || o.best_checkpoint != o.checkpoint,
+                    "Trainer: best_checkpoint and checkpoint are the same file '", o.checkpoint.string(), "'");
 }
 
 struct EvalResult {
@@ -155,12 +184,66 @@ std::int64_t shard_world(const Loader& loader) {
     return 1;
 }
 
+// Runs `local_check` on every rank and throws on every rank when it threw on
+// any: a check that only some ranks fail (a path one host lacks, a loader
+// sharded for the wrong rank) must not leave the others waiting in their
+// next collective. The failing ranks rethrow their own error.
+template <class D, class Check>
+void check_on_every_rank(const std::shared_ptr<dist::ProcessGroup>& group, Check&& local_check) {
+  if (!group || group->size() == 1) {
+    local_check();
+    return;
+  }
+  std::exception_ptr failure;
+  try {
+    local_check();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  std::array<double, 1> failed{failure ? 1.0 : 0.0};
+  sum_over_ranks<D>(group, failed);
+  if (failure) std::rethrow_exception(failure);
+  check<dist::DistError>(failed[0] == 0, "Trainer: ", failed[0], " other rank(s) of ", group->size(),
+                         " failed a check (their messages say which); rank ", group->rank(), " stops with them");
+}
+
+// Throws on every rank unless `value` is the same on all of them.
+template <class D>
+void check_same_on_every_rank(const std::shared_ptr<dist::ProcessGroup>& group, std::int64_t value, const char* what) {
+  if (!group || group->size() == 1) return;
+  const auto v = static_cast<double>(value);
+  std::array<double, 2> sums{v, v * v};
+  sum_over_ranks<D>(group, sums);
+  // Equal values exactly when the variance is zero: n * sum(v^2) == sum(v)^2.
+  check<dist::DistError>(static_cast<double>(group->size()) * sums[1] == sums[0] * sums[0], "Trainer: ", what,
+                         " differs between the ranks (", value, " on rank ", group->rank(), ")");
+}
+
 template <class Loader>
-void check_sharded_for(const Loader& loader, const std::shared_ptr<dist::ProcessGroup>& group, const char* which) {
+void check_sharded_for(const Loader& loader, const std::shared_ptr<dist::ProcessGroup>& group, const char* which,
+                       bool training) {
   const std::int64_t world = group ? group->size() : 1;
   check<dist::DistError>(shard_world(loader) == world, "Trainer: the ", which, " loader is sharded for ",
                          shard_world(loader), " process(es), the process group has ", world,
                          " (set LoaderOptions::shard, or FashionMnistOptions rank and world, from the group)");
+  if constexpr (requires { loader.shard().rank; }) {
+    if (world == 1) return;
+    check<dist::DistError>(loader.shard().rank == group->rank(), "Trainer: the ", which,
+                           " loader is the shard of rank ", loader.shard().rank, ", but this is rank ", group->rank());
+    const auto expected = training ? data::ShardMode::training : data::ShardMode::evaluation;
+    check<dist::DistError>(loader.shard().mode == expected, "Trainer: the ", which, " loader is sharded for ",
+                           training ? "evaluation" : "training", " (ShardMode::", training ? "training" : "evaluation",
+                           " keeps the ranks' steps equal and the metrics exact)");
+  }
+}
+
+// The loader a fit validates on: data.validation() when the data has one.
+template <class Data>
+auto& validation_loader(Data& data) {
+  if constexpr (requires { data.validation(); })
+    return data.validation();
+  else
+    return data.test();
 }
 
 }  // namespace detail
@@ -172,7 +255,7 @@ void check_sharded_for(const Loader& loader, const std::shared_ptr<dist::Process
 template <class T, class D, class Loader>
 EvalResult evaluate(nn::Module<T, D>& model, Loader& loader,
                     const std::shared_ptr<dist::ProcessGroup>& group = nullptr) {
-  detail::check_sharded_for(loader, group, "evaluation");
+  detail::check_on_every_rank<D>(group, [&] { detail::check_sharded_for(loader, group, "evaluation", false); });
   const bool was_training = model.is_training();
   model.eval();
   nn::NoGradGuard no_grad;
@@ -203,18 +286,23 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
 
   // Trains `model` with `optimizer` on data.train(), validating on
-  // data.test() every epoch; returns the history of the whole run (resumed
-  // epochs included).
+  // data.validation() (or data.test()) every epoch; returns the history of
+  // the whole run (resumed epochs included).
   template <class T, class D, class Data>
   History fit(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, Data& data) {
     auto& train_loader = data.train();
-    auto& test_loader = data.test();
+    auto& val_loader = detail::validation_loader(data);
     const auto& group = options_.process_group;
     const bool distributed = group && group->size() > 1;
     const bool main_rank = !group || group->is_main();
-    detail::check_sharded_for(train_loader, group, "training");
-    detail::check_sharded_for(test_loader, group, "evaluation");
+    detail::check_on_every_rank<D>(group, [&] {
+      detail::check_sharded_for(train_loader, group, "training", true);
+      detail::check_sharded_for(val_loader, group, "validation", false);
+    });
     const std::int64_t steps_per_epoch = train_loader.num_batches();
+    // Every rank must take the same steps: each issues one set of collectives per step.
+    detail::check_same_on_every_rank<D>(group, steps_per_epoch,
+                                        "the number of training steps per epoch (the data set, batch size or shard)");
     check<ValueError>(steps_per_epoch >= 1, "Trainer: the training loader has no batches");
 
     const Autocast autocast(options_.precision);
@@ -227,27 +315,37 @@ class Trainer {
     } input_grad_scope{model, model.input_grad_needed()};
     model.set_input_grad_needed(false);
     optim::GradScaler<T, D> scaler(effective_loss_scaling(options_));
-    if (main_rank) {  // only rank 0 writes them
+    detail::check_on_every_rank<D>(group, [&] {
+      if (!main_rank) return;  // only rank 0 writes them
       check_writable(options_.metrics_csv, "metrics CSV");
       check_writable(options_.plot_svg, "plot");
       check_writable(options_.checkpoint, "checkpoint");
-    }
+      check_writable(options_.best_checkpoint, "best checkpoint");
+    });
+    std::optional<optim::WeightEma<T, D>> ema;
+    if (options_.ema_decay) ema.emplace(model, *options_.ema_decay, /*warmup=*/true);
 
     History history;
     std::int64_t first_epoch = 1;
     if (options_.resume && checkpoint_exists<D>()) {
-      history = resume(model, optimizer, scaler, steps_per_epoch);
-      first_epoch = history.empty() ? 1 : history.back().epoch + 1;
+      detail::check_on_every_rank<D>(group, [&] {
+        history = resume(model, optimizer, scaler, ema, steps_per_epoch);
+        first_epoch = history.empty() ? 1 : history.back().epoch + 1;
+      });
+      // Each rank read its own copy of the checkpoint: they must be the same run.
+      detail::check_same_on_every_rank<D>(group, first_epoch, "the epoch the checkpoint resumes at");
     }
     // After resuming, so that rank 0's broadcast carries the loaded state
     // (which every rank read anyway).
     std::optional<dist::GradientReducer<T, D>> reducer;
     if (distributed) reducer.emplace(model, group);
+    // A fresh average starts from the weights every rank now shares.
+    if (ema && first_epoch == 1) ema->reset();
 
     const bool bar_on = main_rank && (options_.progress == ProgressMode::Bar ||
                                       (options_.progress == ProgressMode::Auto && is_terminal(stderr)));
     ProgressBar bar(stderr, bar_on);
-    nn::CrossEntropyLoss<T, D> criterion;
+    nn::CrossEntropyLoss<T, D> criterion({.label_smoothing = options_.label_smoothing});
     using Clock = std::chrono::steady_clock;
 
     for (std::int64_t epoch = first_epoch; epoch <= options_.max_epochs; ++epoch) {
@@ -292,7 +390,11 @@ class Trainer {
           reducer->backward(grad_logits);  // the gradients averaged over the ranks
         else
           model.backward(grad_logits);
-        if (!scaler.step(optimizer)) ++skipped_steps;  // a gradient overflowed: no update
+        if (scaler.step(optimizer)) {
+          if (ema) ema->update();
+        } else {
+          ++skipped_steps;  // a gradient overflowed: no update
+        }
         scaler.update();
 
         loss_sum += step_sums[0];
@@ -310,7 +412,10 @@ class Trainer {
       // broadcast them), for validation and the checkpoint alike.
       if (reducer) reducer->broadcast_state(/*parameters=*/false);
 
-      const EvalResult val = evaluate(model, test_loader, group);
+      // The averaged weights are validated (and kept, when they are the best).
+      std::optional<typename optim::WeightEma<T, D>::Applied> averaged;
+      if (ema) averaged.emplace(ema->apply());
+      const EvalResult val = evaluate(model, val_loader, group);
       EpochMetrics m;
       m.epoch = epoch;
       m.train_loss = loss_sum / static_cast<double>(samples);
@@ -321,7 +426,9 @@ class Trainer {
       m.images_per_second = static_cast<double>(samples) / train_seconds;
       m.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
       history.add(m);
-      if (main_rank) write_outputs(model, optimizer, scaler, history, steps_per_epoch);
+      if (main_rank && !options_.best_checkpoint.empty() && history.best_epoch() == epoch) write_best(model, m);
+      averaged.reset();  // the model's own weights again
+      if (main_rank) write_outputs(model, optimizer, scaler, ema, history, steps_per_epoch);
       if (options_.log && main_rank) {
         *options_.log << format_epoch_line(m) << std::endl;
         if (skipped_steps > 0)
@@ -331,6 +438,7 @@ class Trainer {
       }
       if (options_.on_epoch) options_.on_epoch(m);
     }
+    if (ema) ema->copy_to_model();  // what was validated is what the caller gets
     return history;
   }
 
@@ -354,6 +462,12 @@ class Trainer {
   // The number of ranks that wrote a checkpoint (absent: 1, as before it was recorded).
   static constexpr const char* kWorldSizeKey = "world_size";
 
+  // The weight average a checkpoint's run kept ("none" or its decay): a run
+  // resumes only with the same one.
+  static constexpr const char* kEmaKey = "ema_decay";
+  static constexpr const char* kEmaUpdatesKey = "ema_updates";
+  std::string ema_setting() const { return options_.ema_decay ? format_roundtrip(*options_.ema_decay) : "none"; }
+
   int world_size() const { return options_.process_group ? options_.process_group->size() : 1; }
 
   // Whether to resume: the checkpoint exists on every rank, or on none.
@@ -370,9 +484,28 @@ class Trainer {
     return seen > 0;
   }
 
+  // The metadata keys of the best checkpoint.
+  static constexpr const char* kBestEpochKey = "rescnn.best_epoch";
+  static constexpr const char* kBestValAccKey = "rescnn.val_acc";
+
+  template <class T, class D>
+  void write_best(nn::Module<T, D>& model, const EpochMetrics& m) {
+    io::SafeTensors st = io::state_dict(model);
+    st.set_metadata("format", "pt");
+    st.set_metadata(kBestEpochKey, std::to_string(m.epoch));
+    st.set_metadata(kBestValAccKey, format_roundtrip(m.val_acc));
+    for (const auto& [key, value] : options_.run_settings) st.set_metadata("extra." + key, value);
+    st.save(options_.best_checkpoint);
+  }
+
+  template <class T, class D>
+  static io::ExtraState<T, D> ema_state(std::optional<optim::WeightEma<T, D>>& ema) {
+    return ema ? ema->named_state() : io::ExtraState<T, D>{};
+  }
+
   template <class T, class D>
   void write_outputs(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, const optim::GradScaler<T, D>& scaler,
-                     const History& history, std::int64_t steps_per_epoch) {
+                     std::optional<optim::WeightEma<T, D>>& ema, const History& history, std::int64_t steps_per_epoch) {
     if (!options_.metrics_csv.empty()) write_csv(history, options_.metrics_csv);
     if (!options_.plot_svg.empty()) write_svg(history, options_.plot_svg, {.title = options_.plot_title});
     if (!options_.checkpoint.empty()) {
@@ -381,19 +514,21 @@ class Trainer {
       info.rng = default_generator().state();
       info.extra = options_.run_settings;
       info.extra["steps_per_epoch"] = std::to_string(steps_per_epoch);
+      info.extra[kEmaKey] = ema_setting();
+      if (ema) info.extra[kEmaUpdatesKey] = std::to_string(ema->updates());
       info.extra[kWorldSizeKey] = std::to_string(world_size());
       info.extra["history"] = to_csv_text(history);
       if (scaler.enabled()) {
         info.extra[kLossScaleKey] = format_roundtrip(scaler.scale_value());
         info.extra[kLossScaleGrowthKey] = std::to_string(scaler.growth_tracker());
       }
-      io::save_checkpoint(options_.checkpoint, model, optimizer, info);
+      io::save_checkpoint(options_.checkpoint, model, optimizer, info, ema_state(ema));
     }
   }
 
   template <class T, class D>
   History resume(nn::Module<T, D>& model, optim::Optimizer<T, D>& optimizer, optim::GradScaler<T, D>& scaler,
-                 std::int64_t steps_per_epoch) {
+                 std::optional<optim::WeightEma<T, D>>& ema, std::int64_t steps_per_epoch) {
     const std::string where = "Trainer: cannot resume from '" + options_.checkpoint.string() + "': ";
     // Read once; check the run's settings before anything is loaded into the model.
     const io::SafeTensors file = io::SafeTensors::load(options_.checkpoint);
@@ -407,13 +542,24 @@ class Trainer {
                            "depend on it)");
     auto settings = options_.run_settings;
     settings["steps_per_epoch"] = std::to_string(steps_per_epoch);
+    // Checkpoints from before the weight average existed record none.
+    const auto saved_ema = saved.extra.find(kEmaKey);
+    const std::string ema_saved = saved_ema == saved.extra.end() ? "none" : saved_ema->second;
+    check<ValueError>(ema_saved == ema_setting(), where, "it was written with ema_decay=", ema_saved,
+                      ", this run has ema_decay=", ema_setting(), " (resume with the same weight average)");
     for (const auto& [key, value] : settings) {
       const auto it = saved.extra.find(key);
       check<ValueError>(it != saved.extra.end(), where, "it does not record '", key, "'");
       check<ValueError>(it->second == value, where, "it was written with ", key, "=", it->second, ", this run has ",
                         key, "=", value, " (resume with the same settings)");
     }
-    const io::CheckpointInfo info = io::load_checkpoint(file, model, optimizer);
+    const io::CheckpointInfo info = io::load_checkpoint(file, model, optimizer, ema_state(ema));
+    if (ema) {
+      const auto updates = info.extra.find(kEmaUpdatesKey);
+      const auto n = updates == info.extra.end() ? std::nullopt : parse_int64(updates->second);
+      check<IoError>(n.has_value(), where, "its weight average has no valid update count ('", kEmaUpdatesKey, "')");
+      ema->set_updates(*n);
+    }
     default_generator().set_state(info.rng);
     const auto it = info.extra.find("history");
     History history = it == info.extra.end() ? History() : parse_csv_text(it->second, options_.checkpoint.string());

@@ -683,7 +683,7 @@ TEST_CASE("WeightEma follows average = d * average + (1 - d) * current on every 
     fill(*model, 0, weight_at);
     optim::WeightEma<float> ema(*model, 0.9, warmup);
     REQUIRE(ema.decay() == 0.9);
-    // The reference, in double, of AveragedModel's EMA rule (timm's warm-up
+    // The reference, in double, of AveragedModel's EMA rule (the warm-up
     // decay min(decay, (1 + n) / (10 + n)) at the n-th update).
     auto expected = snapshot(*model);
     std::vector<std::vector<double>> ref(expected.size());

@@ -828,10 +828,16 @@ TEST_CASE("render_confusion_svg: one cell per pair with its count, the class nam
     sum += n;
   }
   REQUIRE(sum == cm.total());
-  for (const auto name : {"cat", "dog", "fish &amp; chips"}) {
-    CHECK_THAT(svg, Contains(std::string("class=\"true-label\"")));
-    CHECK_THAT(svg, Contains(std::string(">") + name + "</text>"));
-  }
+  // Each name labels a row (true) and a column (predicted).
+  for (const std::string name : {"cat", "dog", "fish &amp; chips"})
+    for (const std::string axis : {"true", "predicted"}) {
+      INFO(axis << " " << name);
+      const std::size_t at = svg.find("class=\"" + axis + "-label\"");
+      bool labelled = false;
+      for (std::size_t k = at; k != std::string::npos; k = svg.find("class=\"" + axis + "-label\"", k + 1))
+        labelled |= svg.compare(svg.find('>', k) + 1, name.size() + 7, name + "</text>") == 0;
+      CHECK(labelled);
+    }
   // Each name twice: once down the side (true), once across the top (predicted).
   std::size_t dog = 0;
   for (std::size_t at = svg.find(">dog</text>"); at != std::string::npos; at = svg.find(">dog</text>", at + 1)) ++dog;

@@ -429,6 +429,10 @@ TEST_CASE("Resuming refuses a checkpoint written with other settings", "[trainer
   options.run_settings = {{"model", "other"}};
   REQUIRE_THROWS_WITH(rn::train::Trainer(options).fit(*model, sgd, data),
                       Catch::Contains("it was written with model=small, this run has model=other"));
+  // A setting the checkpoint's run had and this one leaves out.
+  options.run_settings = {};
+  REQUIRE_THROWS_WITH(rn::train::Trainer(options).fit(*model, sgd, data),
+                      Catch::Contains("it was written with model=small, this run does not set model"));
   // Another batch size changes the steps per epoch.
   options.run_settings = {{"model", "small"}};
   SmallFashionMnist other(64, 50, {.batch_size = 16});
@@ -554,6 +558,23 @@ TEST_CASE("With a validation split and keep-best, the trainer validates on held-
   double loss_sum = 0;
   for (double l : preds.loss) loss_sum += l;
   REQUIRE(loss_sum / 100.0 == Approx(test.loss).epsilon(1e-5));
+
+  // A resume that keeps the best elsewhere has no file holding the best
+  // epoch so far: refused before training, not reported wrongly at the end.
+  auto resumed = small_model();
+  rn::optim::SGD<float> resumed_sgd(rn::optim::no_decay_on_norm_and_bias(*resumed), {.lr = 0.05, .momentum = 0.9});
+  rn::train::TrainerOptions more{.max_epochs = 5,
+                                 .checkpoint = tmp / "ck.safetensors",
+                                 .resume = true,
+                                 .progress = rn::train::ProgressMode::Silent,
+                                 .log = nullptr,
+                                 .run_settings = {{"model", "small"}},
+                                 .ema_decay = 0.5,
+                                 .best_checkpoint = tmp / "elsewhere.safetensors"};
+  REQUIRE_THROWS_WITH(rn::train::Trainer(more).fit(*resumed, resumed_sgd, data),
+                      Catch::Contains("the resumed run's best epoch " + std::to_string(best) + " was not kept there"));
+  more.best_checkpoint = tmp / "ck.best.safetensors";
+  REQUIRE(rn::train::Trainer(more).fit(*resumed, resumed_sgd, data).size() == 5);
 }
 
 TEST_CASE("Resuming refuses a checkpoint written with another weight average", "[trainer][checkpoint][errors]") {
@@ -580,8 +601,39 @@ TEST_CASE("Resuming refuses a checkpoint written with another weight average", "
                       Catch::Contains("ema_decay must be in [0, 1), got 1"));
   REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .label_smoothing = 1.5}),
                       Catch::Contains("label_smoothing must be in [0, 1], got 1.5"));
+  // Two outputs naming one file (here through "dir/./name") would lose one of them.
   REQUIRE_THROWS_WITH(
       rn::train::Trainer(
-          {.max_epochs = 1, .checkpoint = tmp / "a.safetensors", .best_checkpoint = tmp / "a.safetensors"}),
-      Catch::Contains("best_checkpoint and checkpoint are the same file"));
+          {.max_epochs = 1, .checkpoint = tmp / "a.safetensors", .best_checkpoint = tmp / "." / "a.safetensors"}),
+      Catch::Contains("checkpoint and best_checkpoint are the same file"));
+  REQUIRE_THROWS_WITH(rn::train::Trainer({.max_epochs = 1, .metrics_csv = tmp / "m", .checkpoint = tmp / "m"}),
+                      Catch::Contains("metrics_csv and checkpoint are the same file"));
+}
+
+TEST_CASE("The trainer's training loss is CrossEntropyLoss with its label_smoothing", "[trainer][smoothing]") {
+  for (const double smoothing : {0.0, 0.3}) {
+    INFO("label_smoothing " << smoothing);
+    rn::manual_seed(8);
+    auto model = small_model();
+    auto twin = small_model();
+    rn::io::load_state_dict(*twin, rn::io::state_dict(*model));
+    // The first step's loss, computed here on the first batch.
+    SmallFashionMnist reference(64, 32, {.batch_size = 32});
+    reference.train().start_epoch(1);
+    const auto batch = reference.train().next();
+    rn::nn::CrossEntropyLoss<float> ce({.label_smoothing = smoothing});
+    twin->train();
+    const double expected = ce(twin->forward(batch->images), batch->labels);
+
+    SmallFashionMnist data(64, 32, {.batch_size = 32});
+    rn::optim::SGD<float> sgd(model->named_parameters(), {.lr = 0.01});
+    StepLog log;
+    rn::train::Trainer({.max_epochs = 1,
+                        .progress = rn::train::ProgressMode::Silent,
+                        .log = nullptr,
+                        .on_step = log.callback(),
+                        .label_smoothing = smoothing})
+        .fit(*model, sgd, data);
+    REQUIRE(std::get<2>(log.steps.front()) == expected);
+  }
 }

@@ -56,6 +56,29 @@ struct DdpOptions {
   bool broadcast_buffers = true;  // rank 0's buffers before every training forward
 };
 
+// Overwrites `t` on every rank with rank `root`'s values (staged through
+// host memory when the group reduces host memory and `t` is on a device).
+template <class T, class D>
+void broadcast_tensor(ProcessGroup& group, Tensor<T, D>& t, int root = 0) {
+  if (group.size() == 1 || !t.defined() || t.numel() == 0) return;
+  if (is_cpu_v<D> || group.memory() == MemoryKind::cuda) {
+    group.broadcast(t.data(), static_cast<std::size_t>(t.numel()), dtype_of<T>(), root);
+  } else {
+    std::vector<T> host = t.to_vector();
+    group.broadcast(host.data(), host.size(), dtype_of<T>(), root);
+    t.copy_(Tensor<T, D>::from_vector(t.shape(), host));
+  }
+}
+
+// Gives every rank rank `root`'s parameters and buffers (after rank 0 alone
+// has loaded weights from a file, say).
+template <class T, class D>
+void broadcast_module_state(nn::Module<T, D>& module, ProcessGroup& group, int root = 0) {
+  if (group.size() == 1) return;
+  for (auto* p : module.parameters()) broadcast_tensor(group, p->value, root);
+  for (auto& [name, b] : module.named_buffers()) broadcast_tensor(group, *b, root);
+}
+
 // Timings of the last synchronised backward, for the benchmark.
 struct ReducerStats {
   double backward_seconds = 0;  // from the start of backward to its end (before the wait)
@@ -139,16 +162,7 @@ class GradientReducer {
     std::shared_ptr<Work> work;
   };
 
-  void broadcast_tensor(Tensor<T, D>& t) {
-    if (!t.defined() || t.numel() == 0) return;
-    if (is_cpu_v<D> || group_->memory() == MemoryKind::cuda) {
-      group_->broadcast(t.data(), static_cast<std::size_t>(t.numel()), dtype_of<T>(), 0);
-    } else {
-      std::vector<T> host = t.to_vector();
-      group_->broadcast(host.data(), host.size(), dtype_of<T>(), 0);
-      t.copy_(Tensor<T, D>::from_vector(t.shape(), host));
-    }
-  }
+  void broadcast_tensor(Tensor<T, D>& t) { dist::broadcast_tensor(*group_, t, 0); }
 
   void build_buckets() {
     auto named = module_.named_parameters();

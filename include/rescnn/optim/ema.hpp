@@ -9,16 +9,19 @@
 //
 // The average starts as a copy of the model and after each update is
 //   average = d * average + (1 - d) * current
-// with d = decay, or with `warmup` (timm's ModelEmaV3) d = min(decay,
-// (1 + n) / (10 + n)) at the n-th update (counting from 0), so that a short
-// run's average is not dominated by the initial weights. This applies to every parameter and every BatchNorm running
-// statistic, so the averaged model evaluates with statistics that match its averaged weights. The BatchNorm batch
-// counters are not averaged (they do not enter eval mode). Averaging smooths out the last steps' noise; it helps most
-// when the learning rate stays high until the end.
+// with d = decay, or with `warmup` d = min(decay, (1 + n) / (10 + n)) at the
+// n-th update (counting from 0; TensorFlow's ExponentialMovingAverage with
+// num_updates), so that a short run's average is not dominated by the
+// initial weights. This applies to every parameter and every BatchNorm
+// running statistic, so the averaged model evaluates with statistics that
+// match its averaged weights. The BatchNorm batch counters are not averaged
+// (they do not enter eval mode). Averaging smooths out the last steps' noise;
+// it helps most when the learning rate stays high until the end.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>

@@ -58,7 +58,12 @@ SamplePredictions predict_samples(nn::Module<T, D>& model, Loader& loader,
   // sum over the ranks merges the shards: seen, label, predicted, loss, confidence.
   std::vector<double> merged(static_cast<std::size_t>(5 * n), 0.0);
   const auto column = [&](int c) { return merged.data() + static_cast<std::size_t>(c) * static_cast<std::size_t>(n); };
-  const bool was_training = model.is_training();
+  // Eval mode for the pass, the caller's mode again afterwards (exceptions included).
+  struct ModeGuard {
+    nn::Module<T, D>& m;
+    bool was_training;
+    ~ModeGuard() { m.train(was_training); }
+  } mode_guard{model, model.is_training()};
   model.eval();
   {
     nn::NoGradGuard no_grad;
@@ -66,6 +71,8 @@ SamplePredictions predict_samples(nn::Module<T, D>& model, Loader& loader,
     while (auto batch = loader.next()) {
       const auto logits = model.forward(batch->images.template to<D>()).template to<Cpu>();
       const std::int64_t rows = logits.dim(0), classes = logits.dim(1);
+      check<ValueError>(static_cast<std::int64_t>(batch->samples.size()) == rows, "predict_samples: a batch of ", rows,
+                        " images names ", batch->samples.size(), " samples (the loader must fill Batch::samples)");
       for (std::int64_t r = 0; r < rows; ++r) {
         const T* z = logits.data() + r * classes;
         const std::int64_t best = std::max_element(z, z + classes) - z;
@@ -74,7 +81,10 @@ SamplePredictions predict_samples(nn::Module<T, D>& model, Loader& loader,
         const std::int64_t label = batch->labels[r];
         check<ValueError>(label >= 0 && label < classes, "predict_samples: label ", label, " is outside the model's ",
                           classes, " classes");
-        const auto i = static_cast<std::size_t>(batch->samples[static_cast<std::size_t>(r)]);
+        const std::int64_t sample = batch->samples[static_cast<std::size_t>(r)];
+        check<ValueError>(sample >= 0 && sample < n, "predict_samples: sample index ", sample,
+                          " is outside the loader's ", n, " samples");
+        const auto i = static_cast<std::size_t>(sample);
         column(0)[i] += 1;
         column(1)[i] = static_cast<double>(label);
         column(2)[i] = static_cast<double>(best);
@@ -83,7 +93,6 @@ SamplePredictions predict_samples(nn::Module<T, D>& model, Loader& loader,
       }
     }
   }
-  model.train(was_training);
   if (group && group->size() > 1) dist::host_allreduce_sum<D>(group)(merged);
   SamplePredictions out;
   for (std::int64_t i = 0; i < n; ++i) {

@@ -19,7 +19,7 @@
 // count, the remaining epochs reproduce an uninterrupted run bit for bit.
 //
 // With `ema_decay` an exponential moving average of the weights
-// (optim/ema.hpp, with timm's warmup) is updated after every step; validation, the best
+// (optim/ema.hpp, with a warm-up) is updated after every step; validation, the best
 // checkpoint and the model fit returns use the averaged weights, and the
 // checkpoint stores the averages too, so a resumed run continues them.
 //
@@ -56,6 +56,7 @@
 // peers' collective timeout.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cmath>
@@ -71,6 +72,8 @@
 #include <span>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "rescnn/core/precision.hpp"
 #include "rescnn/data/distributed_sampler.hpp"
@@ -156,8 +159,23 @@ inline void validate(const TrainerOptions& o) {
   if (o.ema_decay)
     check<ValueError>(std::isfinite(*o.ema_decay) && *o.ema_decay >= 0 && *o.ema_decay < 1,
                       "Trainer: ema_decay must be in [0, 1), got ", *o.ema_decay);
-  check<ValueError>(o.best_checkpoint.empty() || o.best_checkpoint != o.checkpoint,
-                    "Trainer: best_checkpoint and checkpoint are the same file '", o.checkpoint.string(), "'");
+  // Each output its own file: one written over another would lose it.
+  const std::array<std::pair<const char*, const std::filesystem::path*>, 4> outputs{
+      {{"metrics_csv", &o.metrics_csv},
+       {"plot_svg", &o.plot_svg},
+       {"checkpoint", &o.checkpoint},
+       {"best_checkpoint", &o.best_checkpoint}}};
+  const auto resolved = [](const std::filesystem::path& p) {
+    std::error_code ec;
+    const auto r = std::filesystem::weakly_canonical(std::filesystem::absolute(p, ec), ec);
+    return ec ? p.lexically_normal() : r;
+  };
+  for (std::size_t i = 0; i < outputs.size(); ++i)
+    for (std::size_t j = i + 1; j < outputs.size(); ++j)
+      check<ValueError>(outputs[i].second->empty() || outputs[j].second->empty() ||
+                            resolved(*outputs[i].second) != resolved(*outputs[j].second),
+                        "Trainer: ", outputs[i].first, " and ", outputs[j].first, " are the same file '",
+                        outputs[j].second->string(), "'");
 }
 
 struct EvalResult {
@@ -331,6 +349,7 @@ class Trainer {
       detail::check_on_every_rank<D>(group, [&] {
         history = resume(model, optimizer, scaler, ema, steps_per_epoch);
         first_epoch = history.empty() ? 1 : history.back().epoch + 1;
+        if (main_rank) check_best_checkpoint_matches(history);
       });
       // Each rank read its own copy of the checkpoint: they must be the same run.
       detail::check_same_on_every_rank<D>(group, first_epoch, "the epoch the checkpoint resumes at");
@@ -411,6 +430,10 @@ class Trainer {
       // batches; rank 0's are the model's (as DDP's next forward would
       // broadcast them), for validation and the checkpoint alike.
       if (reducer) reducer->broadcast_state(/*parameters=*/false);
+      // Likewise the averages: their BatchNorm statistics followed each
+      // rank's own, and every rank must validate (and keep) the same model.
+      if (reducer && ema)
+        for (auto& [name, average] : ema->named_state()) dist::broadcast_tensor(*group, *average);
 
       // The averaged weights are validated (and kept, when they are the best).
       std::optional<typename optim::WeightEma<T, D>::Applied> averaged;
@@ -468,6 +491,23 @@ class Trainer {
   static constexpr const char* kEmaUpdatesKey = "ema_updates";
   std::string ema_setting() const { return options_.ema_decay ? format_roundtrip(*options_.ema_decay) : "none"; }
 
+  // The names of the run settings a checkpoint records, comma-separated.
+  static constexpr const char* kRunSettingsKey = "run_settings";
+  std::string setting_names() const {
+    std::string out;
+    for (const auto& [key, value] : options_.run_settings) out += (out.empty() ? "" : ",") + key;
+    return out;
+  }
+  static std::vector<std::string> split_names(const std::string& list) {
+    std::vector<std::string> out;
+    for (std::size_t start = 0; start < list.size();) {
+      const std::size_t end = std::min(list.find(',', start), list.size());
+      if (end > start) out.push_back(list.substr(start, end - start));
+      start = end + 1;
+    }
+    return out;
+  }
+
   int world_size() const { return options_.process_group ? options_.process_group->size() : 1; }
 
   // Whether to resume: the checkpoint exists on every rank, or on none.
@@ -498,6 +538,23 @@ class Trainer {
     st.save(options_.best_checkpoint);
   }
 
+  // On resume the best epoch so far must be the one the best file holds:
+  // else the first part of the run kept none (or another run's is there),
+  // and the end of this one would report weights it never chose.
+  void check_best_checkpoint_matches(const History& history) const {
+    const std::int64_t best = history.best_epoch();
+    if (options_.best_checkpoint.empty() || best == 0) return;
+    const std::string where = "Trainer: cannot keep the best epoch in '" + options_.best_checkpoint.string() + "': ";
+    std::error_code ec;
+    check<IoError>(std::filesystem::exists(options_.best_checkpoint, ec), where, "the resumed run's best epoch ", best,
+                   " was not kept there (the file does not exist: was the run started without keeping the best?)");
+    const io::SafeTensors file = io::SafeTensors::load(options_.best_checkpoint);
+    const auto it = file.metadata().find(kBestEpochKey);
+    const std::string kept = it == file.metadata().end() ? "none" : it->second;
+    check<IoError>(kept == std::to_string(best), where, "it holds epoch ", kept,
+                   ", but the resumed run's best epoch is ", best, " (another run's file?)");
+  }
+
   template <class T, class D>
   static io::ExtraState<T, D> ema_state(std::optional<optim::WeightEma<T, D>>& ema) {
     return ema ? ema->named_state() : io::ExtraState<T, D>{};
@@ -513,6 +570,7 @@ class Trainer {
       info.epoch = history.back().epoch;
       info.rng = default_generator().state();
       info.extra = options_.run_settings;
+      info.extra[kRunSettingsKey] = setting_names();
       info.extra["steps_per_epoch"] = std::to_string(steps_per_epoch);
       info.extra[kEmaKey] = ema_setting();
       if (ema) info.extra[kEmaUpdatesKey] = std::to_string(ema->updates());
@@ -547,6 +605,15 @@ class Trainer {
     const std::string ema_saved = saved_ema == saved.extra.end() ? "none" : saved_ema->second;
     check<ValueError>(ema_saved == ema_setting(), where, "it was written with ema_decay=", ema_saved,
                       ", this run has ema_decay=", ema_setting(), " (resume with the same weight average)");
+    // A setting the checkpoint's run had and this one leaves out is a
+    // difference too (checkpoints from before the list was kept have none).
+    if (const auto names = saved.extra.find(kRunSettingsKey); names != saved.extra.end())
+      for (const std::string& key : split_names(names->second)) {
+        const auto value = saved.extra.find(key);
+        check<ValueError>(settings.contains(key) || value == saved.extra.end(), where, "it was written with ", key, "=",
+                          value == saved.extra.end() ? "" : value->second, ", this run does not set ", key,
+                          " (resume with the same settings)");
+      }
     for (const auto& [key, value] : settings) {
       const auto it = saved.extra.find(key);
       check<ValueError>(it != saved.extra.end(), where, "it does not record '", key, "'");

@@ -21,6 +21,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <rescnn/dist/dist.hpp>
@@ -82,7 +83,7 @@ const std::vector<Recipe>& recipes() {
   static const std::vector<Recipe> all{
       {"fashion-best",
        "d2l's ResNet-18 at 28x28, chosen for test accuracy within 30 minutes on 2 CPU cores",
-       {{"--epochs", "28"},
+       {{"--epochs", "24"},
         {"--precision", "bf16"},
         {"--optimizer", "sgd"},
         {"--lr", "0.1"},
@@ -93,7 +94,6 @@ const std::vector<Recipe>& recipes() {
         {"--schedule", "onecycle"},
         {"--normalize", ""},
         {"--augment", ""},
-        {"--random-erasing", "0.5"},
         {"--label-smoothing", "0.1"},
         {"--ema", "0.999"},
         {"--val-fraction", "0.1"}}},
@@ -138,11 +138,26 @@ std::string best_checkpoint_path(const std::string& checkpoint) {
   return (p.parent_path() / (p.stem().string() + ".best" + p.extension().string())).string();
 }
 
-// Fails before training, not after it, when a report file cannot be written.
-void check_report_path(const char* flag, const std::string& file) {
+// Fails before training, not after it, when a report file cannot be
+// written or would replace another output of the run.
+void check_report_path(const char* flag, const std::string& file, const Flags& f) {
   if (file.empty()) return;
   namespace fs = std::filesystem;
   const fs::path path(file);
+  const auto resolved = [](const fs::path& p) {
+    std::error_code ec;
+    const auto r = fs::weakly_canonical(fs::absolute(p, ec), ec);
+    return ec ? p.lexically_normal() : r;
+  };
+  const std::vector<std::pair<const char*, std::string>> others{
+      {"--checkpoint", f.checkpoint},
+      {"--log", f.log},
+      {"--plot", f.plot},
+      {"--keep-best's file", f.keep_best ? best_checkpoint_path(f.checkpoint) : std::string()},
+      {"--confusion", f.confusion}};
+  for (const auto& [other, name] : others)
+    rn::check<rn::ValueError>(name.empty() || other == std::string_view(flag) || resolved(name) != resolved(path), flag,
+                              ": '", file, "' is also ", other, "; give each output its own file");
   const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   std::error_code ec;
   rn::check<rn::IoError>(fs::is_directory(dir, ec), flag, ": cannot write '", file, "': the directory '", dir.string(),
@@ -171,8 +186,8 @@ int train_on(const Flags& f, const std::shared_ptr<rn::dist::ProcessGroup>& worl
     rn::set_num_threads(std::max(1, rn::get_num_threads() / rn::dist::launcher_local_size()));
   rn::check<rn::ValueError>(f.batch_size % ranks == 0, "--batch-size ", f.batch_size,
                             ": the global batch must divide evenly over the ", ranks, " processes");
-  check_report_path("--confusion", f.confusion);
-  check_report_path("--worst-images", f.worst_images);
+  check_report_path("--confusion", f.confusion, f);
+  check_report_path("--worst-images", f.worst_images, f);
   rn::manual_seed(f.seed);
   const rn::Precision precision = rn::parse_precision(f.precision, "--precision");
   rn::check_precision_supported<D>(precision, "--precision");
@@ -254,7 +269,10 @@ int train_on(const Flags& f, const std::shared_ptr<rn::dist::ProcessGroup>& worl
   std::string which = "last epoch " + std::to_string(history.back().epoch);
   std::string source;
   if (f.keep_best) {
-    rn::io::load(*model, options.best_checkpoint);
+    // Rank 0 wrote the file (other hosts may not see it): it loads it and
+    // every rank takes its weights.
+    if (main_rank) rn::io::load(*model, options.best_checkpoint);
+    rn::dist::broadcast_module_state(*model, *world);
     which = "best epoch " + std::to_string(history.best_epoch());
     source = " of " + std::to_string(history.back().epoch) + ", from " + options.best_checkpoint.string();
   }
@@ -302,10 +320,10 @@ int main(int argc, char** argv) {
   app.add_option("--random-erasing", f.random_erasing,
                  "Probability of torchvision's RandomErasing (area 0.02-0.33, aspect 0.3-3.3, after normalising); "
                  "0: off")
-      ->check(finite_number(0, false, 1.0000001))
+      ->check(unit_interval())
       ->capture_default_str();
   app.add_option("--label-smoothing", f.label_smoothing, "Label smoothing of the training loss, as PyTorch's")
-      ->check(finite_number(0, false, 1.0000001))
+      ->check(unit_interval())
       ->capture_default_str();
   app.add_option("--ema", f.ema,
                  "Decay of an exponential moving average of the weights, validated and kept instead of them; 0: off")

@@ -50,6 +50,19 @@ CLI::Validator finite_number(double lo, bool lo_open, double hi = HUGE_VAL) {
       "NUMBER in " + range);
 }
 
+// A probability or fraction: a finite number in [0, 1].
+CLI::Validator unit_interval() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        const std::optional<double> parsed = rn::train::parse_double(text);
+        if (!parsed) return "'" + text + "' is not a number";
+        if (!std::isfinite(*parsed) || *parsed < 0 || *parsed > 1)
+          return "must be a finite number in [0, 1], got " + text;
+        return {};
+      },
+      "NUMBER in [0, 1]");
+}
+
 std::string joined(const std::vector<std::string>& names) {
   std::string s;
   for (const auto& n : names) s += (s.empty() ? "" : ", ") + n;

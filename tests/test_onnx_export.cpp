@@ -70,7 +70,9 @@ std::vector<Field> decode(std::string_view b) {
   };
   while (pos < b.size()) {
     const std::uint64_t key = varint();
-    Field f{static_cast<int>(key >> 3), static_cast<int>(key & 7)};
+    Field f;
+    f.number = static_cast<int>(key >> 3);
+    f.wire = static_cast<int>(key & 7);
     if (f.wire == 0) {
       f.varint = varint();
     } else if (f.wire == 5) {

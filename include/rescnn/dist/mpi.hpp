@@ -29,11 +29,13 @@
 #include <limits>
 
 #include <chrono>
+#include <cstdio>
 #include <condition_variable>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #endif
 
@@ -105,13 +107,21 @@ class MpiProcessGroup final : public ProcessGroup {
   }
 
   [[noreturn]] void abort_job(const std::string& reason) override {
-    std::cerr << "rescnn::dist: rank " << rank_ << " of " << size_ << " failed: " << reason << "; stopping all ranks"
-              << std::endl;
+    say_on_stderr("rescnn::dist: rank " + std::to_string(rank_) + " of " + std::to_string(size_) + " failed: " + reason +
+                  "; stopping all ranks");
     MPI_Abort(MPI_COMM_WORLD, 1);
     std::_Exit(1);  // MPI_Abort does not return; if it did, still never hang
   }
 
  private:
+  // One write of the whole line: several ranks failing at once share the
+  // terminal (or mpirun's pipe), and piecewise << output interleaves there.
+  static void say_on_stderr(const std::string& text) {
+    const std::string line = text + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+  }
+
   using Start = std::function<int(MPI_Request*)>;
 
   struct Pending final : Work {
@@ -185,9 +195,11 @@ class MpiProcessGroup final : public ProcessGroup {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (waited > timeout_) {
-        std::cerr << "rescnn::dist: rank " << rank_ << " of " << size_ << " waited " << waited << " s in " << task.name
-                  << " #" << sequence_ << " for the other ranks (RESCNN_DIST_TIMEOUT=" << timeout_
-                  << " s): a peer failed, hangs, or issued a different collective; stopping all ranks" << std::endl;
+        std::ostringstream line;
+        line << "rescnn::dist: rank " << rank_ << " of " << size_ << " waited " << waited << " s in " << task.name
+             << " #" << sequence_ << " for the other ranks (RESCNN_DIST_TIMEOUT=" << timeout_
+             << " s): a peer failed, hangs, or issued a different collective; stopping all ranks";
+        say_on_stderr(line.str());
         MPI_Abort(MPI_COMM_WORLD, 1);
         std::_Exit(1);
       }
